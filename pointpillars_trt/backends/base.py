@@ -1,0 +1,56 @@
+"""The backend interface, modelled on polygraphy's runners: one small class per backend, same few methods.
+
+A runner wraps one network (PFN or RPN). ``activate`` loads it, ``infer`` runs it
+on named input arrays and writes named, preallocated output arrays in place,
+``deactivate`` frees it. The leading (dynamic) dimension of each input sets the
+run's shape; outputs are passed already sliced to the matching size. CPU
+runners take numpy arrays; GPU runners take anything with
+``__cuda_array_interface__`` and a CUDA stream handle.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Mapping
+
+
+class Runner(ABC):
+    """Base class for PFN/RPN runners (onnxruntime, torch, tensorrt)."""
+
+    name: str = "runner"
+    #: "cpu" runners take host arrays, "cuda" runners device arrays
+    device: str = "cpu"
+
+    def __init__(self) -> None:
+        self.is_active = False
+
+    @abstractmethod
+    def activate(self) -> None:
+        """Load the network; called once before the first infer."""
+
+    @abstractmethod
+    def infer(self, feed: Mapping[str, Any], out: Mapping[str, Any], stream: int = 0) -> None:
+        """Run on ``feed`` and write every array of ``out`` in place (on ``stream`` for GPU runners)."""
+
+    def deactivate(self) -> None:
+        """Free the network; the runner may be activated again."""
+        self.is_active = False
+
+    @property
+    @abstractmethod
+    def input_names(self) -> tuple[str, ...]: ...
+
+    @property
+    @abstractmethod
+    def output_names(self) -> tuple[str, ...]: ...
+
+    def __enter__(self) -> "Runner":
+        if not self.is_active:
+            self.activate()
+            self.is_active = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.deactivate()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name})"
