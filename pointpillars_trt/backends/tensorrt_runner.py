@@ -54,7 +54,9 @@ _REBUILD_HINT = {PFN_INPUT: "--max-pillars", RPN_INPUT: "--max-batch"}
 # CUDA driver API (cuda.h): CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR / _MINOR
 _CU_ATTR_CC_MAJOR = 75
 _CU_ATTR_CC_MINOR = 76
-_LIBCUDA_NAMES = ("libcuda.so.1", "libcuda.so", "nvcuda.dll")
+#: the driver library by soname first (what torch/TensorRT dlopen), then where container images mount it
+_LIBCUDA_NAMES = ("libcuda.so.1", "libcuda.so", "/usr/local/nvidia/lib64/libcuda.so.1",
+                  "/usr/lib/x86_64-linux-gnu/libcuda.so.1", "/usr/lib64/libcuda.so.1", "nvcuda.dll")
 
 
 def import_tensorrt(names: Sequence[str] = TRT_MODULES) -> Optional[ModuleType]:
