@@ -345,7 +345,7 @@ def sample_layout(rng: np.random.Generator, cfg: PointPillarsConfig, sensor: Sen
                     pose = lambda: (rng.uniform(4, 50), rng.choice([-1, 1]) * (hw - 1.1),
                                     along() + (math.pi / 2 if rng.random() < 0.15 else 0) + rng.normal(0, 0.05))
             elif key == "pedestrian":
-                pose = lambda: (rng.uniform(4, 40), rng.choice([-1, 1]) * (hw + rng.uniform(0.9, sw - 0.2))
+                pose = lambda: (rng.uniform(4, 40), rng.choice([-1, 1]) * (hw + rng.uniform(0.9, sw - 0.6))
                                 if rng.random() < 0.8 else rng.uniform(-hw, hw), rng.uniform(-math.pi, math.pi))
             elif key == "cyclist":
                 pose = lambda: (rng.uniform(5, 45), rng.choice([-1, 1]) * (hw - rng.uniform(0.5, 1.5)),
