@@ -19,7 +19,7 @@ def save_pr_curves(result: EvalResult, out_dir: str | os.PathLike, overlap: str 
     paths = []
     for c, cls in enumerate(result.classes):
         for m, metric in enumerate(METRICS):
-            fig = Figure(figsize=(5, 3.6), dpi=100)
+            fig = Figure(figsize=(5, 3.6), dpi=100, layout="constrained")
             FigureCanvasAgg(fig)
             ax = fig.add_subplot(1, 1, 1)
             for d, dname in enumerate(DIFFICULTIES):
