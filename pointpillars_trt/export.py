@@ -21,6 +21,7 @@ from . import tensor_names as tn
 from .config import PointPillarsConfig
 from .errors import UserError
 from .model import PointPillarsNets, file_sha256
+from .onnx_manifest import FORMAT
 
 OPSET = 17
 
@@ -92,7 +93,7 @@ def export_onnx(nets: PointPillarsNets, out_dir: str | Path, *, checkpoint: str 
                         "P" if net_name == "pfn" else "B")
             files[path.name] = {"network": net_name, "precision": prec, "sha256": file_sha256(path)}
     manifest = {
-        "format": "pointpillars_trt-onnx/1",
+        "format": FORMAT,
         "config": cfg.to_dict(),
         "checkpoint": {"path": str(checkpoint), "sha256": file_sha256(checkpoint)} if checkpoint else None,
         "opset": OPSET,
@@ -111,17 +112,3 @@ def _clone(module: nn.Module, cfg: PointPillarsConfig, net_name: str) -> nn.Modu
     m = PillarFeatureNet(cfg) if net_name == "pfn" else RPN(cfg)
     m.load_state_dict(module.state_dict())
     return m.eval()
-
-
-def read_manifest(onnx_dir: str | Path) -> dict:
-    """Load and sanity-check an export's manifest.json."""
-    path = Path(onnx_dir) / tn.MANIFEST
-    if not path.is_file():
-        raise UserError(f"{onnx_dir}: no {tn.MANIFEST}; is this a directory written by `pointpillars_trt export`?")
-    try:
-        m = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: not valid JSON ({e})") from None
-    if m.get("format") != "pointpillars_trt-onnx/1":
-        raise UserError(f"{path}: unknown manifest format {m.get('format')!r}")
-    return m

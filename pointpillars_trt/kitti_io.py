@@ -277,6 +277,7 @@ def detections_to_kitti(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarra
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
     cam = lidar_boxes_to_camera(boxes, calib)
     alpha = -np.arctan2(-boxes[:, 1], boxes[:, 0]) + cam[:, 6]
+    alpha = alpha - np.floor(alpha / (2 * np.pi) + 0.5) * 2 * np.pi  # KITTI's [-pi, pi)
     n = len(boxes)
     return KittiObjects(
         name=np.array([class_names[int(l) - 1] for l in labels]) if n else np.zeros(0, dtype="<U16"),

@@ -1,0 +1,6 @@
+"""`python -m pointpillars_trt`"""
+import sys
+
+from .cli import main
+
+sys.exit(main())

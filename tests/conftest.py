@@ -1,0 +1,49 @@
+"""Shared fixtures: paths into ../shared (never copied), the shared checkpoint, one ONNX export per test session."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+KITTI = SHARED / "kitti"
+CHECKPOINT = SHARED / "checkpoints" / "pointpillar_kitti_random_seed0.pth"
+ALL_SCANS = sorted((KITTI / "scans").glob("*.bin")) + [KITTI / "training/velodyne/000134.bin",
+                                                        KITTI / "testing/velodyne/000002.bin"]
+
+
+def pytest_report_header(config):
+    return f"shared data: {SHARED} ({len(ALL_SCANS)} scans)"
+
+
+@pytest.fixture(scope="session")
+def cfg():
+    from pointpillars_trt.config import PointPillarsConfig
+
+    return PointPillarsConfig()
+
+
+@pytest.fixture(scope="session")
+def onnx_dir(tmp_path_factory, cfg):
+    """The shared checkpoint exported once (FP32 + FP16) for the whole session."""
+    from pointpillars_trt.export import export_onnx
+    from pointpillars_trt.model import load_checkpoint
+
+    out = tmp_path_factory.mktemp("onnx")
+    export_onnx(load_checkpoint(CHECKPOINT, cfg), out, checkpoint=CHECKPOINT)
+    return out
+
+
+@pytest.fixture(scope="session")
+def state_dict():
+    import torch
+
+    return torch.load(CHECKPOINT, map_location="cpu", weights_only=True)["model_state"]
+
+
+def make_cpu_pipeline(cfg, onnx_dir, precision="fp32"):
+    from pointpillars_trt.backends.onnxruntime_runner import OnnxRuntimeRunner
+    from pointpillars_trt.pipeline import CpuPipeline
+
+    return CpuPipeline(cfg, OnnxRuntimeRunner(onnx_dir / f"pfn_{precision}.onnx"), OnnxRuntimeRunner(onnx_dir / f"rpn_{precision}.onnx"))
