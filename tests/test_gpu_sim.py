@@ -1,0 +1,206 @@
+"""GPU kernels vs the CPU functions in Numba's CUDA simulator (CI, no GPU), on small real inputs.
+
+Numba picks the simulator when it is first imported, and other test modules
+import it normally, so the checks run in ONE child process started with
+NUMBA_ENABLE_CUDASIM=1 (``python tests/test_gpu_sim.py`` runs them directly);
+each test below asserts one check's result. A small config (32x32 grid,
+nms_pre 64) keeps the simulated thread count, and so the runtime, small.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SCAN = SHARED / "kitti" / "scans" / "000000.bin"
+SCAN2 = SHARED / "kitti" / "scans" / "000002.bin"
+
+
+def _small_cfg(**kw):
+    from pointpillars_trt.config import PointPillarsConfig
+
+    base = dict(point_cloud_range=(10.24, -2.56, -3.0, 15.36, 2.56, 1.0), max_pillars=60, nms_pre=64, max_det=20)
+    base.update(kw)
+    return PointPillarsConfig(**base)
+
+
+def _crop(path: Path, cfg, n_in: int = 260, n_out: int = 40):
+    """About n_in of the scan's points near the small range plus n_out outside it, in scan order."""
+    import numpy as np
+
+    pts = np.fromfile(path, np.float32).reshape(-1, 4)
+    r = cfg.point_cloud_range
+    inside = (pts[:, 0] >= r[0] - 0.3) & (pts[:, 0] <= r[3] + 0.3) & (pts[:, 1] >= r[1] - 0.3) & (pts[:, 1] <= r[4] + 0.3)
+    idx = np.flatnonzero(inside)
+    idx = idx[:: max(1, len(idx) // n_in)]
+    far = np.flatnonzero(~inside)[:: max(1, (~inside).sum() // n_out)][:n_out]
+    return pts[np.sort(np.concatenate([idx, far]))]
+
+
+def check_voxelize() -> None:
+    import numpy as np
+    from numba import cuda
+
+    from pointpillars_trt.gpu.seam import SimAllocator
+    from pointpillars_trt.gpu.voxelize_cuda import GpuVoxelizer, stats_from_device
+    from pointpillars_trt.voxelize import Voxelizer
+
+    cfg = _small_cfg()
+    a = _crop(SCAN, cfg)
+    # a crowded pillar: 40 copies of one in-range point spread through the scan (tests the 32 cap and slot order)
+    rng = np.random.default_rng(0)
+    base = a[np.flatnonzero((a[:, 0] > 11) & (a[:, 0] < 14) & (np.abs(a[:, 1]) < 2))[0]]
+    extra = np.repeat(base[None], 40, 0) + np.float32(1e-3) * rng.random((40, 4), dtype=np.float32)
+    a = np.insert(a, np.sort(rng.integers(0, len(a), 40)), extra, axis=0).astype(np.float32)
+    b = _crop(SCAN2, cfg)[:150]
+    gv = GpuVoxelizer(cfg, SimAllocator(), max_input_points=max(len(a), len(b)))
+    cv = Voxelizer(cfg)
+    for pts in (a, b, a[:120]):  # shrinking P also checks that rows [P, previous P) are zeroed
+        st = cv(pts)
+        gv.buf.points[: len(pts)].copy_to_device(pts)
+        bound = gv.enqueue(len(pts))
+        cuda.synchronize()
+        num = gv.buf.num_pillars.copy_to_host()
+        gs = stats_from_device(num[0], gv.buf.stats.copy_to_host())
+        assert gs == st, (gs, st)
+        assert st.dropped_max_pillars > 0 or pts is not a, st  # the max_pillars path is exercised
+        p = st.num_pillars
+        f = gv.buf.features.copy_to_host()
+        assert np.array_equal(f[:p].view(np.int32), cv.features[:p].view(np.int32)), "features differ"
+        assert np.array_equal(gv.buf.coords.copy_to_host()[:p], cv.coords[:p])
+        assert np.array_equal(gv.buf.npoints.copy_to_host()[:p], cv.npoints[:p])
+        assert not f[p:].any(), "rows past P must be zero"
+        assert bound == min(cfg.max_pillars, len(pts))
+
+
+def check_scatter() -> None:
+    import numpy as np
+    from numba import cuda
+
+    from plugins.pillar_scatter import clear_pillars, scatter_pillars
+    from pointpillars_trt.scatter import scatter_pillars as cpu_scatter
+    from pointpillars_trt.voxelize import Voxelizer
+
+    cfg = _small_cfg()
+    cv = Voxelizer(cfg)
+    p = cv(_crop(SCAN, cfg)).num_pillars
+    nx, ny, _ = cfg.grid_size
+    rng = np.random.default_rng(1)
+    pf = rng.standard_normal((cfg.max_pillars, 8)).astype(np.float32)  # 8 channels keep the simulator fast
+    ref = np.zeros((2, 8, ny, nx), np.float32)
+    coords = cv.coords.copy()
+    coords[: p // 2, 0] = 1  # some pillars in batch item 1
+    cpu_scatter(pf, coords, p, ref)
+    d_pf, d_coords = cuda.to_device(pf), cuda.to_device(coords)
+    d_num = cuda.to_device(np.array([p, 0], np.int32))
+    d_canvas = cuda.to_device(np.zeros_like(ref))
+    scatter_pillars(d_pf, d_coords, d_num, d_canvas, bound=cfg.max_pillars)
+    assert np.array_equal(d_canvas.copy_to_host(), ref)
+    clear_pillars(d_coords, d_num, d_canvas, bound=cfg.max_pillars)
+    assert not d_canvas.copy_to_host().any()
+
+
+def _heads(cfg, seed: int, quantize: bool):
+    import numpy as np
+
+    fx, fy = cfg.feature_map_size
+    ch = cfg.head_channels
+    rng = np.random.default_rng(seed)
+    cls = rng.normal(-1.0, 1.5, (fy, fx, ch["cls"])).astype(np.float32)
+    if quantize:  # many exactly equal scores: the K-th score has ties that must be broken by anchor index
+        cls = np.round(cls * 2) / 2
+    box = (0.3 * rng.standard_normal((fy, fx, ch["box"]))).astype(np.float32)
+    dirc = rng.standard_normal((fy, fx, ch["dir"])).astype(np.float32)
+    return cls, box, dirc
+
+
+def check_postprocess() -> None:
+    import numpy as np
+    from numba import cuda
+
+    from pointpillars_trt.anchors import make_anchors
+    from pointpillars_trt.gpu.postprocess_cuda import HEADER, GpuPostprocess, HeadViews
+    from pointpillars_trt.gpu.seam import SimAllocator
+    from pointpillars_trt.postprocess import decode_boxes, postprocess, scores_and_labels, top_candidates
+
+    cfg = _small_cfg()
+    anchors = make_anchors(cfg)
+    gp = GpuPostprocess(cfg, SimAllocator(), anchors)
+    num = cuda.to_device(np.array([5, 0], np.int32))
+    vstats = cuda.to_device(np.arange(8, dtype=np.int32))
+    out_h = cuda.to_device(np.zeros(HEADER, np.int32))
+    out_d = cuda.to_device(np.zeros((cfg.max_det, 9), np.float32))
+    for seed, quantize in ((0, False), (1, True)):
+        cls, box, dirc = _heads(cfg, seed, quantize)
+        heads = HeadViews(cuda.to_device(cls.reshape(-1)), cuda.to_device(box.reshape(-1)), cuda.to_device(dirc.reshape(-1)))
+        gp.enqueue(heads, num, vstats, out_h, out_d)
+        cuda.synchronize()
+        s_cpu, l_cpu = scores_and_labels(cls, cfg.num_classes)
+        s_gpu = gp.scores.copy_to_host()
+        assert np.array_equal(gp.labels.copy_to_host(), l_cpu)
+        assert np.abs(s_gpu.view(np.int32) - s_cpu.view(np.int32)).max() <= 1, "scores differ by more than 1 ulp"
+        n = int(gp.nsel.copy_to_host()[0])
+        ref_idx = top_candidates(s_gpu, cfg.score_thresh, cfg.nms_pre)  # exact order on the same scores
+        assert n == len(ref_idx) == cfg.nms_pre, (n, len(ref_idx))
+        gidx = gp.sorted_idx.copy_to_host()[:n]
+        assert np.array_equal(gidx, ref_idx), "top-K order differs"
+        ref_boxes = decode_boxes(box.reshape(-1, 7)[ref_idx], anchors[ref_idx], dirc.reshape(-1, 2)[ref_idx], cfg)
+        assert np.allclose(gp.boxes.copy_to_host()[:n], ref_boxes, rtol=1e-6, atol=1e-6)
+        ref = postprocess(cls, box, dirc, anchors, cfg)
+        h = out_h.copy_to_host()
+        assert h[0] == len(ref) and h[1] == 5 and list(h[2:6]) == [0, 1, 2, 3], (h, len(ref))
+        got = out_d.copy_to_host()[: h[0]]
+        assert np.allclose(got[:, :7], ref.boxes, atol=1e-5), "NMS kept different boxes"
+        assert np.array_equal(got[:, 8].astype(np.int32), ref.labels)
+    # nothing in range -> no detections
+    gp.enqueue(heads, cuda.to_device(np.array([0, 0], np.int32)), vstats, out_h, out_d)
+    assert out_h.copy_to_host()[0] == 0
+
+
+CHECKS = {"voxelize": check_voxelize, "scatter": check_scatter, "postprocess": check_postprocess}
+
+
+def _run_all() -> dict[str, str]:
+    out = {}
+    for name, fn in CHECKS.items():
+        try:
+            fn()
+            out[name] = "ok"
+        except Exception:
+            out[name] = traceback.format_exc()
+    return out
+
+
+@pytest.fixture(scope="module")
+def sim_results() -> dict[str, str]:
+    if not SCAN.is_file():
+        pytest.skip(f"shared KITTI scans not found at {SCAN}")
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve())], env=env, capture_output=True, text=True,
+                          timeout=600, cwd=ROOT)
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+    assert proc.returncode == 0 and lines, f"simulator child failed:\n{proc.stdout}\n{proc.stderr}"
+    return json.loads(lines[-1])
+
+
+@pytest.mark.parametrize("name", list(CHECKS))
+def test_kernel_matches_cpu_in_simulator(sim_results: dict[str, str], name: str) -> None:
+    assert sim_results[name] == "ok", sim_results[name]
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+    from numba import config
+
+    assert config.ENABLE_CUDASIM, "run with NUMBA_ENABLE_CUDASIM=1 set before numba is imported"
+    for name in [n for n in CHECKS if sys.argv[1:] and n not in sys.argv[1:]]:
+        del CHECKS[name]
+    print(json.dumps(_run_all()))
