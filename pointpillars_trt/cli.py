@@ -9,7 +9,7 @@ from . import __version__
 from .errors import UserError
 
 # modules that each register one or more subcommands with add_parser(subparsers)
-COMMAND_MODULES = ("infer_cli", "export_cli")
+COMMAND_MODULES = ("infer_cli", "evaluation.cli", "viz.cli", "sample_cli", "export_cli", "build_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__package__}.{name}").add_parser(sub)
+    from .dataset_cli import extend
+
+    extend(sub)
     return p
 
 

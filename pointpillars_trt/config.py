@@ -114,7 +114,8 @@ class PointPillarsConfig:
 
     # ---- I/O ----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain JSON types (lists, not tuples), so it compares equal to a manifest read back from JSON."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PointPillarsConfig":

@@ -186,4 +186,9 @@ def random_checkpoint(path: str | Path, cfg: PointPillarsConfig, seed: int = 0) 
             state[k] = 1.0 + 0.1 * torch.randn(v.shape, generator=g)
         else:  # BatchNorm shift and head conv biases
             state[k] = 0.1 * torch.randn(v.shape, generator=g)
+    # keep the untrained demo readable: boxes near anchor size, few scores above the threshold
+    state["dense_head.conv_box.weight"] *= 0.02
+    state["dense_head.conv_box.bias"].zero_()
+    state["dense_head.conv_cls.weight"] *= 0.1
+    state["dense_head.conv_cls.bias"].fill_(-3.0)
     torch.save({"model_state": state, "epoch": 0, "version": "pointpillars_trt-random-init"}, path)
