@@ -1,0 +1,61 @@
+"""The GPU data path: device buffers, Numba CUDA kernels, the GPU pipeline and its factory.
+
+Importing this package is cheap and works without a GPU (the simulator tests
+import its kernel modules); make_gpu_pipeline checks for the GPU stack.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..config import PointPillarsConfig
+from ..errors import UserError
+
+
+def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, checkpoint: str | Path | None = None,
+                      onnx_dir: str | Path | None = None, engines_dir: str | Path = "engines",
+                      max_batch: int = 1) -> Any:
+    """A GpuPipeline with torch runners (from the checkpoint) or TensorRT runners (engines built from onnx_dir)."""
+    from .pipeline_cuda import GpuPipeline, require_gpu_stack
+
+    require_gpu_stack()
+    if precision not in ("fp32", "fp16"):
+        raise UserError(f"precision must be fp32 or fp16, got {precision!r}")
+    if backend == "torch":
+        from .. import tensor_names as tn
+        from ..backends.torch_runner import TorchRunner
+        from ..model import load_checkpoint
+
+        if checkpoint is None:
+            raise UserError("the torch backend needs --checkpoint")
+        nets = load_checkpoint(checkpoint, cfg)
+        pfn = TorchRunner(nets.vfe, tn.PFN_INPUT, (tn.PFN_OUTPUT,), precision)
+        rpn = TorchRunner(nets.rpn, tn.RPN_INPUT, tn.RPN_OUTPUTS, precision)
+    elif backend == "tensorrt":
+        pfn, rpn = _tensorrt_runners(precision, onnx_dir, Path(engines_dir))
+    else:
+        raise UserError(f"backend {backend!r} does not run on the GPU pipeline (torch or tensorrt)")
+    return GpuPipeline(cfg, pfn, rpn, max_batch=max_batch)
+
+
+def _tensorrt_runners(precision: str, onnx_dir: str | Path | None, engines_dir: Path) -> tuple[Any, Any]:
+    """TensorRTRunners for the newest engines in engines_dir whose sidecar matches the ONNX files' sha256."""
+    from .. import tensor_names as tn
+    from ..backends.tensorrt_runner import TensorRTRunner
+    from ..engine_cache import ENGINE_SUFFIX, read_sidecar, sha256_file
+
+    if onnx_dir is None:
+        raise UserError("the tensorrt backend needs the ONNX export the engines were built from (--onnx-dir)")
+    runners = []
+    for net in tn.NETWORKS:
+        onnx = Path(onnx_dir) / tn.onnx_filename(net, precision)
+        if not onnx.is_file():
+            raise UserError(f"ONNX file not found: {onnx}")
+        sha = sha256_file(onnx)
+        found = [p for p in sorted(engines_dir.glob(f"{net}_{precision}_*{ENGINE_SUFFIX}"), key=lambda p: -p.stat().st_mtime)
+                 if ((read_sidecar(p) or {}).get("key") or {}).get("onnx_sha256") == sha]
+        if not found:
+            raise UserError(f"no TensorRT engine for {net} {precision} built from {onnx} in {engines_dir}/; "
+                            f"build it with `pointpillars-trt build`")
+        runners.append(TensorRTRunner(found[0]))
+    return runners[0], runners[1]
