@@ -30,7 +30,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     scans = bench.load_scans(args.scans)
     precisions = args.precisions or [args.precision]
-    command = "python -m pointpillars_trt " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    prog = getattr(args, "_prog", "python -m pointpillars_trt bench")
+    command = prog + " " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     results, payload = {}, {"command": command, "scans": str(args.scans), "num_scans": len(scans)}
     for prec in precisions:
         a = copy.copy(args)
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command")
     add_parser(sub)
     args = p.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])
+    args._prog = "python -m pointpillars_trt.bench_cli"
     try:
         return run(args)
     except UserError as e:

@@ -69,10 +69,21 @@ def _pipelines(cfg: PointPillarsConfig, onnx_dir: Path):
 
 
 def _same_detections(a, b, tol: float = 1e-3) -> None:
+    """Same boxes (within tol), scores and labels, matched one to one regardless of order.
+
+    Head outputs differ from the CPU's by float32 rounding (~1e-6), so two
+    detections whose scores are that close may swap places in the sorted list
+    (seen once in 12 scans on an H200); the set of detections must not change.
+    """
     assert len(a) == len(b), (len(a), len(b))
-    assert np.array_equal(a.labels, b.labels)
-    np.testing.assert_allclose(a.boxes, b.boxes, atol=tol, rtol=0)
-    np.testing.assert_allclose(a.scores, b.scores, atol=tol, rtol=0)
+    ra, rb = a.as_array(), b.as_array()
+    free = np.ones(len(rb), bool)
+    for i, row in enumerate(ra):
+        err = np.abs(rb - row).max(axis=1)
+        err[~free] = np.inf
+        j = int(np.argmin(err)) if len(err) else -1
+        assert j >= 0 and err[j] <= tol, f"detection {i} {row} has no match within {tol} (closest {err[j]:.3g})"
+        free[j] = False
 
 
 @gpu

@@ -51,6 +51,9 @@ class GpuPipeline:
     def __init__(self, cfg: PointPillarsConfig, pfn_runner: Runner, rpn_runner: Runner, max_batch: int = 1,
                  max_points: int = DEFAULT_MAX_POINTS) -> None:
         require_gpu_stack()
+        from numba import config as numba_config
+
+        numba_config.CUDA_LOW_OCCUPANCY_WARNINGS = 0  # small grids are the point here (counts read on device)
         for r in (pfn_runner, rpn_runner):
             if getattr(r, "device", "cpu") != "cuda":
                 raise UserError(f"GpuPipeline needs GPU runners (device 'cuda'), got {r!r} on {r.device}")
