@@ -102,11 +102,15 @@ def _cuda_available() -> bool:
 
 
 def _tensorrt_available() -> bool:
+    """TensorRT with its builder is importable, so `auto` can build engines (the lean runtime only runs prebuilt
+    engines: it is used when --backend tensorrt is asked for explicitly)."""
     try:
-        import tensorrt  # noqa: F401
-    except ImportError:
+        from .backends.tensorrt_runner import import_tensorrt, is_lean
+
+        trt = import_tensorrt()
+    except Exception:  # a broken install must not break `auto`
         return False
-    return True
+    return trt is not None and not is_lean(trt)
 
 
 def choose_backend(backend: str, device: str) -> tuple[str, str]:

@@ -131,7 +131,7 @@ def _infer_one(det: Detector, scan: Path, calib_path: Path | None, args: argpars
     if st.num_pillars == 0:
         log.warn(f"{scan}: no point inside the point cloud range {det.cfg.point_cloud_range}: no detections")
     per_class = Counter(names[l - 1] for l in dets.labels)
-    ms = 1000 * sum(res.times.values())
+    ms = 1000 * res.times["total"]
     print(f"{scan}: {len(points)} points, {st.num_pillars} pillars, {len(dets)} detections "
           f"({', '.join(f'{n} {per_class.get(n, 0)}' for n in names)}) in {ms:.0f} ms")
     if args.show and len(dets):

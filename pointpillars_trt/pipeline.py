@@ -24,7 +24,7 @@ STAGES = ("voxelize", "pfn", "scatter", "rpn", "postprocess")
 
 @dataclass
 class ScanResult:
-    """Detections of one scan plus what the pipeline saw on the way (counts, per-stage seconds)."""
+    """Detections of one scan plus what the pipeline saw on the way (counts, per-stage seconds and 'total')."""
 
     detections: Detections
     stats: VoxelStats
@@ -67,7 +67,7 @@ class CpuPipeline:
         p = stats.num_pillars
         t["voxelize"] = (t1 := time.perf_counter()) - t0
         if p == 0:  # nothing in range: nothing to detect (the RPN on an empty canvas would only echo its biases)
-            return ScanResult(Detections.empty(), stats, {**t, **{s: 0.0 for s in STAGES[1:]}})
+            return ScanResult(Detections.empty(), stats, {**t, **{s: 0.0 for s in STAGES[1:]}, "total": t["voxelize"]})
         self.pfn.infer({tn.PFN_INPUT: vox.features[:p]}, {tn.PFN_OUTPUT: self.pillar_features[:p]})
         t["pfn"] = (t2 := time.perf_counter()) - t1
         scatter_pillars(self.pillar_features, vox.coords, p, self.canvas)
@@ -77,5 +77,6 @@ class CpuPipeline:
         t["rpn"] = (t4 := time.perf_counter()) - t3
         cls, box, dir_cls = (self.heads[n][0] for n in tn.RPN_OUTPUTS)
         dets = postprocess(cls, box, dir_cls, self.anchors, self.cfg)
-        t["postprocess"] = time.perf_counter() - t4
+        t["postprocess"] = (t5 := time.perf_counter()) - t4
+        t["total"] = t5 - t0
         return ScanResult(dets, stats, t)

@@ -32,20 +32,30 @@ def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, 
         pfn = TorchRunner(nets.vfe, tn.PFN_INPUT, (tn.PFN_OUTPUT,), precision)
         rpn = TorchRunner(nets.rpn, tn.RPN_INPUT, tn.RPN_OUTPUTS, precision)
     elif backend == "tensorrt":
-        pfn, rpn = _tensorrt_runners(precision, onnx_dir, Path(engines_dir))
+        pfn, rpn = _tensorrt_runners(cfg, precision, onnx_dir, Path(engines_dir))
     else:
         raise UserError(f"backend {backend!r} does not run on the GPU pipeline (torch or tensorrt)")
     return GpuPipeline(cfg, pfn, rpn, max_batch=max_batch)
 
 
-def _tensorrt_runners(precision: str, onnx_dir: str | Path | None, engines_dir: Path) -> tuple[Any, Any]:
-    """TensorRTRunners for the newest engines in engines_dir whose sidecar matches the ONNX files' sha256."""
+def _tensorrt_runners(cfg: PointPillarsConfig, precision: str, onnx_dir: str | Path | None,
+                      engines_dir: Path) -> tuple[Any, Any]:
+    """TensorRTRunners for this precision's engines: built (or rebuilt when stale) where TensorRT's builder is
+    installed, else the newest engines in engines_dir whose sidecar matches the ONNX files' sha256 (lean runtime)."""
     from .. import tensor_names as tn
     from ..backends.tensorrt_runner import TensorRTRunner
     from ..engine_cache import ENGINE_SUFFIX, read_sidecar, sha256_file
 
     if onnx_dir is None:
         raise UserError("the tensorrt backend needs the ONNX export the engines were built from (--onnx-dir)")
+    try:
+        from ..engine_builder import import_trt_builder
+
+        trt = import_trt_builder()
+    except UserError:  # lean runtime only: use engines built elsewhere
+        trt = None
+    if trt is not None:
+        return _build_engines(cfg, trt, precision, Path(onnx_dir), engines_dir)
     runners = []
     for net in tn.NETWORKS:
         onnx = Path(onnx_dir) / tn.onnx_filename(net, precision)
@@ -59,3 +69,22 @@ def _tensorrt_runners(precision: str, onnx_dir: str | Path | None, engines_dir: 
                             f"build it with `pointpillars-trt build`")
         runners.append(TensorRTRunner(found[0]))
     return runners[0], runners[1]
+
+
+def _build_engines(cfg: PointPillarsConfig, trt: Any, precision: str, onnx_dir: Path, engines_dir: Path) -> tuple[Any, Any]:
+    """Find-or-build the PFN and RPN engines with build's defaults (profile up to cfg.max_pillars, batch 1)."""
+    from .. import log
+    from ..backends.tensorrt_runner import TensorRTRunner, require_gpu
+    from ..build_cli import DEFAULT_OPT_PILLARS, DEFAULT_WORKSPACE_MB, build_all, profiles_for
+    from ..engine_builder import make_builder_fn, timing_cache_path
+
+    gpu = require_gpu()
+    version = str(trt.__version__)
+    engines_dir.mkdir(parents=True, exist_ok=True)
+    builder = make_builder_fn(workspace_mb=DEFAULT_WORKSPACE_MB, timing_cache=timing_cache_path(engines_dir, version, gpu.sm),
+                              log=log.info, trt=trt)
+    results = build_all(onnx_dir, engines_dir, [precision],
+                        profiles_for(cfg.max_pillars, min(DEFAULT_OPT_PILLARS, cfg.max_pillars), 1),
+                        trt_version=version, compute_capability=gpu.cc, builder_fn=builder, log=log.info)
+    pfn, rpn = (TensorRTRunner(r.path) for r in results)  # build_all returns pfn then rpn
+    return pfn, rpn
