@@ -30,8 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     scans = bench.load_scans(args.scans)
     precisions = args.precisions or [args.precision]
-    prog = getattr(args, "_prog", "python -m pointpillars_trt bench")
-    command = prog + " " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = "python -m pointpillars_trt " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if getattr(args, "_prog", None):  # run as `python -m pointpillars_trt.bench_cli`
+        command = args._prog + " " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     results, payload = {}, {"command": command, "scans": str(args.scans), "num_scans": len(scans)}
     for prec in precisions:
         a = copy.copy(args)
