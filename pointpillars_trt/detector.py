@@ -45,7 +45,8 @@ def load_config(args: argparse.Namespace) -> PointPillarsConfig:
 def _export_cached(checkpoint: Path, cfg: PointPillarsConfig, cache_dir: Path) -> Path:
     """Export a checkpoint to cache_dir/onnx/<sha12>/ once; later runs reuse it (keyed by checkpoint and config)."""
     from .export import export_onnx
-    from .model import file_sha256, load_checkpoint
+    from .hashing import file_sha256
+    from .model import load_checkpoint
 
     if not checkpoint.is_file():
         raise UserError(f"checkpoint not found: {checkpoint}")

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .errors import UserError
+from .hashing import file_sha256
 from .tensor_names import NETWORKS, PRECISIONS
 
 SIDECAR_FORMAT = 1
@@ -42,16 +43,7 @@ CheckFn = Callable[[Path], None]
 LogFn = Callable[[str], None]
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks (ONNX files and engines can be tens of MB)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(chunk)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
+sha256_file = file_sha256  # the name the engine-key code uses
 
 
 def short_version(version: str) -> str:

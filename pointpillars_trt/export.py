@@ -20,7 +20,8 @@ from torch import nn
 from . import tensor_names as tn
 from .config import PointPillarsConfig
 from .errors import UserError
-from .model import PointPillarsNets, file_sha256
+from .hashing import file_sha256
+from .model import PointPillarsNets
 from .onnx_manifest import FORMAT
 
 OPSET = 17

@@ -5,7 +5,6 @@ Module and parameter names match OpenPCDet's state_dict (``vfe.pfn_layers.0.*``,
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -13,6 +12,7 @@ from torch import nn
 
 from .config import PointPillarsConfig
 from .errors import UserError
+from .hashing import file_sha256  # noqa: F401  (re-exported for callers)
 
 
 class PFNLayer(nn.Module):
@@ -112,15 +112,6 @@ class PointPillarsNets(nn.Module):
     def state_dict_keys(self) -> dict[str, tuple[int, ...]]:
         """Expected checkpoint keys and shapes (OpenPCDet names; the rpn alias excluded)."""
         return {k: tuple(v.shape) for k, v in self.state_dict().items() if not k.startswith("rpn.")}
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file (checkpoint and ONNX identity in manifests and engine keys)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # OpenPCDet bookkeeping entries that carry no weights

@@ -13,7 +13,8 @@ from pointpillars_trt import tensor_names as tn
 from pointpillars_trt.backends.onnxruntime_runner import OnnxRuntimeRunner
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.kitti_io import read_bin
-from pointpillars_trt.model import file_sha256, load_checkpoint
+from pointpillars_trt.hashing import file_sha256
+from pointpillars_trt.model import load_checkpoint
 
 
 def test_checkpoint_keys_match_openpcdet_list(cfg):
