@@ -12,7 +12,6 @@ from torch import nn
 
 from .config import PointPillarsConfig
 from .errors import UserError
-from .hashing import file_sha256  # noqa: F401  (re-exported for callers)
 
 
 class PFNLayer(nn.Module):
