@@ -126,6 +126,12 @@ def choose_backend(backend: str, device: str) -> tuple[str, str]:
             backend = "torch"
         else:
             backend = "onnxruntime"
+    if backend == "tensorrt":
+        from .backends.tensorrt_runner import import_tensorrt
+
+        if import_tensorrt() is None:
+            raise UserError("--backend tensorrt: no TensorRT Python module (tensorrt 10.x/11.x, or the lean runtime "
+                            "for prebuilt engines) is installed; use --backend torch or onnxruntime")
     if backend in ("tensorrt", "torch"):
         if device == "cpu":
             raise UserError(f"--backend {backend} runs on the GPU; use --backend onnxruntime with --device cpu")
