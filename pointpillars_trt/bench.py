@@ -68,19 +68,24 @@ def markdown_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
 
 
 def soak(pipe: Any, scans: Sequence[np.ndarray], n: int, mem_info: Callable[[], tuple[int, int]],
-         progress: Callable[[int], None] = lambda i: None) -> dict[str, Any]:
-    """Run n scans; device memory in use (total - free) after the first scan and at the end, in MiB."""
-    pipe.run(scans[0])
+         progress: Callable[[int], None] = lambda i: None, every: int = 250) -> dict[str, Any]:
+    """Run n scans; device memory in use (total - free, MiB) after a warm-up pass over every scan, every
+    `every` scans, and at the end. Allocators and cuDNN autotuning grow once per new shape during the warm-up;
+    a leak would keep growing after it."""
+    for pts in scans:  # warm-up: every input shape once
+        pipe.run(pts)
     free0, total = mem_info()
+    used = lambda free: (total - free) / 2**20  # noqa: E731
+    samples = {0: used(free0)}
     dets = []
-    for i in range(n):
+    for i in range(1, n + 1):
         r = pipe.run(scans[i % len(scans)])
         dets.append(len(r.detections))
-        if i % 500 == 0:
+        if i % every == 0 or i == n:
+            samples[i] = used(mem_info()[0])
             progress(i)
-    free1, _ = mem_info()
-    used0, used1 = (total - free0) / 2**20, (total - free1) / 2**20
-    return {"scans": n, "used_mib_start": used0, "used_mib_end": used1, "delta_mib": used1 - used0,
+    return {"scans": n, "warmup_scans": len(scans), "used_mib_start": samples[0], "used_mib_end": samples[n],
+            "delta_mib": samples[n] - samples[0], "max_mib": max(samples.values()), "samples_mib": samples,
             "total_mib": total / 2**20, "detections_mean": float(np.mean(dets))}
 
 

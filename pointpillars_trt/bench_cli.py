@@ -46,8 +46,10 @@ def run(args: argparse.Namespace) -> int:
                 res = bench.soak(det.pipeline, scans, args.soak, mem_get_info,
                                  lambda i: print(f"  soak {i}/{args.soak}", flush=True))
                 payload[name] = res
-                print(f"{name}: {res['scans']} scans, device memory used {res['used_mib_start']:.1f} MiB -> "
-                      f"{res['used_mib_end']:.1f} MiB (delta {res['delta_mib']:+.1f} MiB)", flush=True)
+                trail = ", ".join(f"{k}: {v:.1f}" for k, v in res["samples_mib"].items())
+                print(f"{name}: {res['scans']} scans after a {res['warmup_scans']}-scan warm-up, device memory used "
+                      f"{res['used_mib_start']:.1f} MiB -> {res['used_mib_end']:.1f} MiB (delta {res['delta_mib']:+.1f} MiB; "
+                      f"by scan {trail})", flush=True)
                 continue
             samples = bench.time_pipeline(det.pipeline, scans, args.iters, args.warmup)
         results[name] = bench.summarize(samples)
