@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import reference
-from conftest import ALL_SCANS, make_cpu_pipeline
+from conftest import ALL_SCANS, assert_same_detections, make_cpu_pipeline
+from pointpillars_trt.detections import Detections
 from pointpillars_trt.kitti_io import read_bin
 
 
@@ -32,24 +33,8 @@ def test_cpu_pipeline_matches_reference(scan, cfg, pipeline, state_dict):
     for name, key in zip(("cls_preds", "box_preds", "dir_cls_preds"), ("cls", "box", "dir")):
         diff = np.abs(pipeline.heads[name][0] - ref[key]).max()
         assert diff < 1e-4, f"{name}: max |diff| {diff}"
-    # same detections, same order (up to near-ties: scores within 1e-5 of each other)
-    assert_same_detections(res.detections, ref)
-
-
-def assert_same_detections(d, ref, box_tol=1e-3, score_tol=1e-5):
-    """Same count; row i matches reference row i, or (near-tie in score) a row whose score is within score_tol."""
-    assert len(d) == len(ref["scores"]) > 0
-    np.testing.assert_allclose(d.scores, ref["scores"], atol=score_tol, rtol=0)
-    used = np.zeros(len(d), bool)
-    swapped = 0
-    for i in range(len(d)):
-        cands = np.flatnonzero((np.abs(ref["scores"] - d.scores[i]) <= score_tol) & ~used)
-        cands = cands[np.argsort(np.abs(cands - i))]  # prefer the same position
-        ok = [j for j in cands if ref["labels"][j] == d.labels[i] and np.abs(ref["boxes"][j] - d.boxes[i]).max() <= box_tol]
-        assert ok, f"detection {i} ({d.labels[i]}, {d.scores[i]:.6f}, {d.boxes[i]}) has no reference match"
-        used[ok[0]] = True
-        swapped += ok[0] != i
-    assert swapped <= 2 * max(1, len(d) // 100), f"{swapped} near-tie swaps"
+    # same detections, same order (up to near-tied scores)
+    assert_same_detections(res.detections, Detections(ref["boxes"], ref["scores"], ref["labels"]))
 
 
 def test_same_scan_twice_is_bit_identical(cfg, pipeline):
