@@ -23,9 +23,18 @@ class PFNLayer(nn.Module):
         self.norm = nn.BatchNorm1d(cout, eps=eps, momentum=0.01)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [P, M, C] -> [P, 64]
-        x = self.linear(x)
-        x = self.norm(x.permute(0, 2, 1)).permute(0, 2, 1)
-        return torch.relu(x).amax(dim=1)
+        if self.training:
+            x = self.linear(x)
+            x = self.norm(x.permute(0, 2, 1)).permute(0, 2, 1)
+            return torch.relu(x).amax(dim=1)
+        # Inference: BN folded into the weights (W' = s*W, t = beta - mean*s), and since ReLU is monotonic and t
+        # is constant over the points, max_k ReLU(W'x_k + t) = ReLU(max_k(W'x_k) + t): one matmul and one
+        # reduction instead of five passes over the [P, 32, 64] tensor (the same ONNX graph, cheaper everywhere).
+        n = self.norm
+        scale = n.weight / torch.sqrt(n.running_var + n.eps)
+        shift = n.bias - n.running_mean * scale
+        y = torch.matmul(x, (self.linear.weight * scale[:, None]).t())
+        return torch.relu(y.amax(dim=1) + shift)
 
 
 class PillarFeatureNet(nn.Module):

@@ -83,7 +83,7 @@ def test_dynamic_shapes_run_in_onnxruntime(onnx_dir, cfg):
 
 
 def test_fp16_close_to_fp32(onnx_dir, cfg):
-    """FP16 graphs: head outputs within 0.1 of FP32 and >= 75% of detections matched (measured 79.5-97.8%) (BEV IoU >= 0.9, same class).
+    """FP16 graphs: head outputs within 0.1 of FP32 and >= 75% of detections matched (measured 80-98% per scan) (BEV IoU >= 0.9, same class).
     bench/fp16_vs_fp32.py prints the full table (bench/results/fp16_vs_fp32_cpu.md)."""
     import sys
     from pathlib import Path
