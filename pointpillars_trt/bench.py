@@ -22,7 +22,9 @@ def load_scans(folder: str | Path, limit: int | None = None) -> list[np.ndarray]
     files = sorted(Path(folder).glob("*.bin"))[:limit]
     if not files:
         raise UserError(f"no .bin scans in {folder}")
-    return [np.fromfile(f, np.float32).reshape(-1, 4) for f in files]
+    from .kitti_io import read_bin
+
+    return [read_bin(f) for f in files]  # same checks as infer: odd sizes refused, NaN/Inf rows dropped
 
 
 def time_pipeline(pipe: Any, scans: Sequence[np.ndarray], iters: int, warmup: int = 5) -> dict[str, list[float]]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from . import bench
 from .detector import add_model_args, make_detector
+from .errors import UserError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -23,11 +24,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--soak", type=int, default=0, metavar="N",
                    help="instead of timing: run N scans and report device memory at start and end")
     p.add_argument("--out", type=Path, default=None, help="write <out>.json and <out>.md")
+    p.add_argument("--force", action="store_true", help="overwrite existing <out>.json / <out>.md")
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out and not args.force:
+        clash = [p for p in (args.out.with_suffix(".json"), args.out.with_suffix(".md")) if p.exists()]
+        if clash:
+            raise UserError(f"{clash[0]} exists; pass --force or another --out")
+    for flag in ("iters", "warmup", "soak"):
+        if getattr(args, flag) < 0:
+            raise UserError(f"--{flag} must be 0 or more")
     scans = bench.load_scans(args.scans)
     precisions = args.precisions or [args.precision]
     command = "python -m pointpillars_trt " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -117,6 +117,12 @@ class PointPillarsConfig:
         """Plain JSON types (lists, not tuples), so it compares equal to a manifest read back from JSON."""
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
+    def digest(self) -> str:
+        """A short hash of the whole contract: cache keys of files that depend on it (ONNX exports, demo model)."""
+        import hashlib
+
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PointPillarsConfig":
         d = dict(d)
@@ -146,11 +152,18 @@ class PointPillarsConfig:
             y = yaml.safe_load(path.read_text())
         except FileNotFoundError:
             raise UserError(f"config file not found: {path}") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"config {path}: cannot be read ({type(e).__name__})") from None
         except yaml.YAMLError as e:
             raise UserError(f"config {path}: not valid YAML ({str(e).splitlines()[0]})") from None
-        if not isinstance(y, dict) or "MODEL" not in y:
+        if not isinstance(y, dict) or not isinstance(y.get("MODEL"), dict):
             raise UserError(f"config {path}: no MODEL section; expected OpenPCDet's pointpillar.yaml layout")
-        return cls.from_dict(_openpcdet_fields(y, path))
+        try:
+            return cls.from_dict(_openpcdet_fields(y, path))
+        except KeyError as e:
+            raise UserError(f"config {path}: missing key {e} (OpenPCDet's pointpillar.yaml layout expected)") from None
+        except (TypeError, AttributeError, ValueError) as e:
+            raise UserError(f"config {path}: a field has the wrong type or value ({e})") from None
 
 
 def _openpcdet_fields(y: dict[str, Any], path: Path) -> dict[str, Any]:

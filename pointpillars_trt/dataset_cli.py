@@ -66,6 +66,11 @@ def run_eval_data(args: argparse.Namespace) -> int:
         ids = read_ids(split)
     else:
         ids = sorted(p.stem for p in (root / "velodyne").glob("*.bin"))
+    missing = [str(p) for fid in ids for p in (root / "velodyne" / f"{fid}.bin", root / "calib" / f"{fid}.txt",
+                                               root / "label_2" / f"{fid}.txt") if not p.is_file()]
+    if missing:
+        raise UserError(f"--data {args.data}: {len(missing)} file(s) of the split are missing, e.g. {missing[0]}")
+    calibs = {fid: Calib.read(root / "calib" / f"{fid}.txt") for fid in ids}  # bad calibs fail before any work
     res_dir = args.out / "results"
     if res_dir.exists() and any(res_dir.iterdir()) and not args.force:
         raise UserError(f"{res_dir} already holds results; pass --force to overwrite")
@@ -77,7 +82,7 @@ def run_eval_data(args: argparse.Namespace) -> int:
             log.warn("UNTRAINED random-init model: expect AP near 0")
         for fid in tqdm(ids, unit="frame", desc="detect", file=sys.stderr, disable=not sys.stderr.isatty() and len(ids) < 50):
             scan = root / "velodyne" / f"{fid}.bin"
-            calib = Calib.read(root / "calib" / f"{fid}.txt")
+            calib = calibs[fid]
             shape = image_shape(scan)
             pts = read_bin(scan)
             if not args.no_fov_crop:
@@ -92,6 +97,9 @@ def run_view(args: argparse.Namespace, plain_view) -> int:
         return plain_view(args)
     if args.detections:
         raise UserError("give either --detections FILE or a model (--checkpoint/--onnx-dir/--random-init), not both")
+    from .viz.cli import check_args
+
+    check_args(args)  # output files, --labels/--calib: before minutes of export and inference
     with make_detector(args) as det:
         log.info(det.description)
         res = det.run(read_bin(args.scan))

@@ -43,21 +43,20 @@ def load_config(args: argparse.Namespace) -> PointPillarsConfig:
 
 
 def _export_cached(checkpoint: Path, cfg: PointPillarsConfig, cache_dir: Path) -> Path:
-    """Export a checkpoint to cache_dir/onnx/<sha12>/ once; later runs reuse it (keyed by checkpoint and config)."""
+    """Export a checkpoint to cache_dir/onnx/<checkpoint sha12>_<config hash>/ once; later runs reuse it."""
     from .export import export_onnx
     from .hashing import file_sha256
     from .model import load_checkpoint
 
     if not checkpoint.is_file():
         raise UserError(f"checkpoint not found: {checkpoint}")
-    key = file_sha256(checkpoint)[:12]
-    out = cache_dir / "onnx" / key
+    out = cache_dir / "onnx" / f"{file_sha256(checkpoint)[:12]}_{cfg.digest()}"
     mf = out / tn.MANIFEST
     if mf.is_file():
         try:
             if json.loads(mf.read_text()).get("config") == cfg.to_dict():
                 return out
-            log.info(f"cached ONNX in {out} was exported with another config: re-exporting")
+            log.info(f"cached ONNX in {out} does not match the config: re-exporting")
         except json.JSONDecodeError:
             log.info(f"cached ONNX manifest {mf} is unreadable: re-exporting")
     nets = load_checkpoint(checkpoint, cfg)
@@ -77,7 +76,7 @@ def resolve_model(args: argparse.Namespace, cfg: PointPillarsConfig) -> tuple[Pa
         from .onnx_manifest import read_manifest
 
         m = read_manifest(args.onnx_dir)
-        if m["config"] != cfg.to_dict():
+        if m.get("config") != cfg.to_dict():
             raise UserError(f"{args.onnx_dir} was exported with a different config than {args.config or 'the default'}; pass the matching --config")
         ck = m.get("checkpoint") or {}
         ckpt = Path(ck["path"]) if ck.get("path") and Path(ck["path"]).is_file() else None
@@ -85,7 +84,7 @@ def resolve_model(args: argparse.Namespace, cfg: PointPillarsConfig) -> tuple[Pa
     if args.random_init:
         from .model import random_checkpoint
 
-        ckpt = Path(args.cache_dir) / "random-init-seed0.pth"
+        ckpt = Path(args.cache_dir) / f"random-init-seed0_{cfg.digest()}.pth"
         if not ckpt.is_file():
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             random_checkpoint(ckpt, cfg, seed=0)
@@ -132,6 +131,9 @@ def choose_backend(backend: str, device: str) -> tuple[str, str]:
         if import_tensorrt() is None:
             raise UserError("--backend tensorrt: no TensorRT Python module (tensorrt 10.x/11.x, or the lean runtime "
                             "for prebuilt engines) is installed; use --backend torch or onnxruntime")
+    if backend == "onnxruntime" and device == "cuda":
+        raise UserError("--backend onnxruntime runs on the CPU here (onnxruntime's CPU build); use --device cpu, "
+                        "or --backend torch/tensorrt on the GPU")
     if backend in ("tensorrt", "torch"):
         if device == "cpu":
             raise UserError(f"--backend {backend} runs on the GPU; use --backend onnxruntime with --device cpu")

@@ -213,6 +213,24 @@ def _inspect(path: Path, want: EngineKey, runtime_trt_version: Optional[str]) ->
     return None
 
 
+def check_prebuilt(path: Path, onnx_sha256: str, compute_capability: str, runtime_trt_version: str) -> Optional[str]:
+    """None if an engine built elsewhere (any profile) may run here for this ONNX file; otherwise why not.
+
+    For runtimes that cannot build (the lean runtime): the same staleness rules as find_or_build (ONNX hash, GPU,
+    TensorRT version compatibility, engine checksum), with the engine's own profile and flags accepted as built.
+    """
+    side = read_sidecar(path)
+    try:
+        have = EngineKey.from_dict(side["key"]) if side else None
+    except (KeyError, TypeError, ValueError, UserError):
+        have = None
+    if have is None:
+        return _inspect(path, EngineKey("pfn", "fp32", onnx_sha256, Profile("x", 1, 1, 1), runtime_trt_version,
+                                        compute_capability), runtime_trt_version)
+    want = dataclasses.replace(have, onnx_sha256=onnx_sha256, compute_capability=compute_capability)
+    return _inspect(path, want, runtime_trt_version)
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write to a temp file in the same directory, then rename: a crash never leaves half an engine."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")

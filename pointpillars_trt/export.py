@@ -96,7 +96,7 @@ def export_onnx(nets: PointPillarsNets, out_dir: str | Path, *, checkpoint: str 
     manifest = {
         "format": FORMAT,
         "config": cfg.to_dict(),
-        "checkpoint": {"path": str(checkpoint), "sha256": file_sha256(checkpoint)} if checkpoint else None,
+        "checkpoint": {"path": str(Path(checkpoint).resolve()), "sha256": file_sha256(checkpoint)} if checkpoint else None,
         "opset": OPSET,
         "torch": torch.__version__,
         "io": specs,

@@ -11,9 +11,9 @@ import numpy as np
 from . import log
 from .detector import Detector, add_model_args, make_detector
 from .errors import UserError
-from .kitti_io import Calib, detections_to_json, detections_to_kitti, read_bin, write_labels
+from .kitti_io import KITTI_IMAGE_SHAPE, Calib, detections_to_json, detections_to_kitti, read_bin, write_labels
 
-DEFAULT_IMAGE_SHAPE = (375, 1242)  # KITTI's, used to clip 2D boxes when no image_2 file is found
+DEFAULT_IMAGE_SHAPE = KITTI_IMAGE_SHAPE  # used to clip 2D boxes when no image_2 file is found
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -89,10 +89,15 @@ def format_table(dets, class_names: tuple[str, ...], limit: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.show < 0:
+        raise UserError(f"--show must be 0 or more, got {args.show}")
     scans = collect_scans(args.scans)
     calibs = {s: find_calib(s, args.calib) for s in scans}
+    calibs = {s: Calib.read(c) if c else None for s, c in calibs.items()}  # bad calibs fail before any work
+    if args.out and args.out.exists() and not args.out.is_dir():
+        raise UserError(f"--out {args.out} is a file; give a folder")
     if args.out:
-        targets = [args.out / f"{s.stem}.json" for s in scans] + [args.out / f"{s.stem}.txt" for s in scans if calibs[s]]
+        targets = [args.out / f"{s.stem}.json" for s in scans] + [args.out / f"{s.stem}.txt" for s in scans if calibs[s] is not None]
         stems = Counter(s.stem for s in scans)
         if max(stems.values()) > 1:
             raise UserError(f"two scans named {stems.most_common(1)[0][0]}.bin would write the same result file; use separate --out folders")
@@ -121,7 +126,7 @@ def _progress(scans: list[Path]):
     return scans
 
 
-def _infer_one(det: Detector, scan: Path, calib_path: Path | None, args: argparse.Namespace) -> float:
+def _infer_one(det: Detector, scan: Path, calib: Calib | None, args: argparse.Namespace) -> float:
     """Detect, report and write one scan; returns the pipeline's seconds."""
     points, rd = read_bin(scan, with_stats=True)
     if rd.num_nonfinite:
@@ -142,8 +147,7 @@ def _infer_one(det: Detector, scan: Path, calib_path: Path | None, args: argpars
     if args.out:
         meta = {"scan": str(scan), "model": det.description, "untrained": det.untrained}
         (args.out / f"{scan.stem}.json").write_text(detections_to_json(dets.boxes, dets.scores, dets.labels, names, meta))
-        if calib_path:
-            calib = Calib.read(calib_path)
+        if calib is not None:
             write_labels(args.out / f"{scan.stem}.txt",
                          detections_to_kitti(dets.boxes, dets.scores, dets.labels, names, calib, image_shape(scan)))
     return res.times["total"]

@@ -17,6 +17,7 @@ import numpy as np
 from .errors import UserError
 
 POINT_BYTES = 16  # x, y, z, intensity as float32
+KITTI_IMAGE_SHAPE = (375, 1242)  # (height, width) of KITTI's left colour camera, where no image says otherwise
 
 
 @dataclass
@@ -78,6 +79,8 @@ class Calib:
             text = path.read_text()
         except FileNotFoundError:
             raise UserError(f"calib not found: {path}") from None
+        except (UnicodeDecodeError, OSError) as e:
+            raise UserError(f"calib {path}: cannot be read as a KITTI calib text file ({type(e).__name__})") from None
         vals: dict[str, np.ndarray] = {}
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
@@ -249,8 +252,8 @@ def read_labels(path: str | os.PathLike) -> KittiObjects:
         text = path.read_text()
     except FileNotFoundError:
         raise UserError(f"label file not found: {path}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not a text label file") from None
+    except (UnicodeDecodeError, OSError) as e:
+        raise UserError(f"{path}: not a readable text label file ({type(e).__name__})") from None
     return parse_labels(text, str(path))
 
 

@@ -35,8 +35,9 @@ def polygon_area(poly, n):
 @numba.njit(cache=True, nogil=True)
 def convex_intersection_area(pa, na, pb, nb):
     """Area of the intersection of two counter-clockwise convex polygons (Sutherland-Hodgman)."""
-    cur = np.empty((16, 2))
-    nxt = np.empty((16, 2))
+    # a convex polygon clipped by a half-plane gains at most one vertex; 64 leaves room for float degeneracies
+    cur = np.empty((64, 2))
+    nxt = np.empty((64, 2))
     for k in range(na):
         cur[k, 0] = pa[k, 0]
         cur[k, 1] = pa[k, 1]
@@ -65,6 +66,8 @@ def convex_intersection_area(pa, na, pb, nb):
                 m += 1
         n = m
         if n < 3:
+            return 0.0
+        if n > 32:  # impossible for convex input; bail out rather than overrun the buffers next pass
             return 0.0
         for k in range(n):
             cur[k, 0] = nxt[k, 0]

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from .config import PointPillarsConfig
-from .kitti_io import (Calib, KittiObjects, box_corners_lidar, lidar_boxes_to_camera, project_boxes_to_image,
+from .kitti_io import (KITTI_IMAGE_SHAPE, Calib, KittiObjects, box_corners_lidar, lidar_boxes_to_camera, project_boxes_to_image,
                        write_bin, write_labels)
 
-IMAGE_SHAPE = (375, 1242)  # (height, width) of KITTI's left colour camera
+IMAGE_SHAPE = KITTI_IMAGE_SHAPE
 
 # KITTI's 2011_09_26 calibration (P2, R0_rect, Tr_velo_to_cam): realistic numbers for the synthetic camera.
 _KITTI_P2 = [7.070493e02, 0.0, 6.040814e02, 4.575831e01, 0.0, 7.070493e02, 1.805066e02, -3.454157e-01,

@@ -52,12 +52,11 @@ def test_nan_inf_points_dropped_and_counted(tmp_path, onnx_dir):
     r = cli("infer", f, "--onnx-dir", onnx_dir, "--out", tmp_path / "out")
     assert r.returncode == 0, r.stderr
     assert "dropped 3 point(s) with NaN/Inf" in r.stderr
-    clean = cli("infer", ALL_SCANS[0], "--onnx-dir", onnx_dir, "--out", tmp_path / "ref")
-    assert clean.returncode == 0
     # the 3 rows are gone, the rest is processed: the result is that of the scan without them
     pts_ok = np.delete(pts, [5, 7, 9], axis=0)
     pts_ok.tofile(tmp_path / "nan_clean.bin")
     r2 = cli("infer", tmp_path / "nan_clean.bin", "--onnx-dir", onnx_dir, "--out", tmp_path / "out2")
+    assert r2.returncode == 0, r2.stderr
     a = json.loads((tmp_path / "out/nan.json").read_text())["detections"]
     b = json.loads((tmp_path / "out2/nan_clean.json").read_text())["detections"]
     assert a == b and len(a) > 0
@@ -144,7 +143,41 @@ def test_kitti_result_file_written_with_calib(tmp_path, onnx_dir):
 def test_help_on_every_command():
     r = cli("--help")
     assert r.returncode == 0
-    for cmd in ("infer", "eval", "view", "make-sample", "export", "config", "build"):
+    for cmd in ("infer", "eval", "view", "make-sample", "export", "config", "build", "bench"):
         assert cmd in r.stdout
         h = cli(cmd, "--help")
         assert h.returncode == 0 and "usage:" in h.stdout, cmd
+
+
+def test_bad_calib_fails_before_any_output(tmp_path, onnx_dir):
+    (tmp_path / "calib.txt").write_bytes(b"\xff\xfe\x00binary")
+    out = tmp_path / "out"
+    r = cli("infer", ALL_SCANS[0], "--onnx-dir", onnx_dir, "--calib", tmp_path / "calib.txt", "--out", out)
+    assert_one_line_error(r, "calib")
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_out_is_a_file(tmp_path, onnx_dir):
+    (tmp_path / "f").write_text("mine")
+    assert_one_line_error(cli("infer", ALL_SCANS[0], "--onnx-dir", onnx_dir, "--out", tmp_path / "f"), "is a file")
+    assert (tmp_path / "f").read_text() == "mine"
+
+
+def test_bad_config_file(tmp_path, onnx_dir):
+    (tmp_path / "c.yaml").write_text("MODEL: []\n")
+    assert_one_line_error(cli("infer", ALL_SCANS[0], "--onnx-dir", onnx_dir, "--config", tmp_path / "c.yaml"), "MODEL")
+
+
+def test_onnxruntime_on_cuda_is_refused(onnx_dir):
+    r = cli("infer", ALL_SCANS[0], "--onnx-dir", onnx_dir, "--backend", "onnxruntime", "--device", "cuda")
+    assert r.returncode == 2 and "error:" in r.stderr
+
+
+def test_bench_refuses_to_overwrite_and_bad_scans(tmp_path, onnx_dir):
+    (tmp_path / "b.md").write_text("mine")
+    scans = tmp_path / "s"
+    scans.mkdir()
+    (scans / "x.bin").write_bytes(b"\x00" * 20)
+    assert_one_line_error(cli("bench", scans, "--onnx-dir", onnx_dir, "--device", "cpu", "--out", tmp_path / "b"), "--force")
+    assert (tmp_path / "b.md").read_text() == "mine"
+    assert_one_line_error(cli("bench", scans, "--onnx-dir", onnx_dir, "--device", "cpu", "--iters", "1"), "multiple of 16")

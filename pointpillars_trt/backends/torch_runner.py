@@ -92,6 +92,8 @@ class TorchRunner(Runner):
         key = (cai["data"][0], tuple(cai["shape"]), cai["typestr"])
         t = self._views.get(key)
         if t is None:
+            if len(self._views) >= 64:  # the PFN's row count changes per scan: keep the cache bounded
+                self._views.clear()
             t = self._views[key] = torch.as_tensor(buf, device="cuda")
         return t
 

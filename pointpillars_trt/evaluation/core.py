@@ -40,7 +40,7 @@ class _Flat:
         self.bbox = np.ascontiguousarray(cat(lambda o: o.bbox, (-1, 4)))
         self.box = np.ascontiguousarray(cat(lambda o: o.camera_boxes(), (-1, 7)))  # x y z l h w ry
         self.score = cat(lambda o: o.score, (-1,)) if need_score else None
-        self.height = self.bbox[:, 3] - self.bbox[:, 1]
+        self.height = np.abs(self.bbox[:, 3] - self.bbox[:, 1])  # the devkit takes abs(y2 - y1)
 
 
 def evaluate(gt: Sequence[KittiObjects], dt: Sequence[KittiObjects],

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kitti_io import KittiObjects
+from ..kitti_io import KITTI_IMAGE_SHAPE, KittiObjects
 
-IMAGE_W, IMAGE_H = 1242.0, 375.0
+IMAGE_H, IMAGE_W = (float(v) for v in KITTI_IMAGE_SHAPE)
 FOCAL, CU, CV = 721.5, 609.6, 172.9
 
 # class: (probability, mean h w l, std of h w l)

@@ -44,7 +44,7 @@ def _tensorrt_runners(cfg: PointPillarsConfig, precision: str, onnx_dir: str | P
     installed, else the newest engines in engines_dir whose sidecar matches the ONNX files' sha256 (lean runtime)."""
     from .. import tensor_names as tn
     from ..backends.tensorrt_runner import TensorRTRunner
-    from ..engine_cache import ENGINE_SUFFIX, read_sidecar, sha256_file
+    from ..engine_cache import ENGINE_SUFFIX, sha256_file
 
     if onnx_dir is None:
         raise UserError("the tensorrt backend needs the ONNX export the engines were built from (--onnx-dir)")
@@ -56,18 +56,26 @@ def _tensorrt_runners(cfg: PointPillarsConfig, precision: str, onnx_dir: str | P
         trt = None
     if trt is not None:
         return _build_engines(cfg, trt, precision, Path(onnx_dir), engines_dir)
+    from ..backends.tensorrt_runner import import_tensorrt, require_gpu
+    from ..engine_cache import check_prebuilt
+
+    gpu = require_gpu()
+    runtime_version = str(getattr(import_tensorrt(), "__version__", "unknown"))
     runners = []
     for net in tn.NETWORKS:
         onnx = Path(onnx_dir) / tn.onnx_filename(net, precision)
         if not onnx.is_file():
             raise UserError(f"ONNX file not found: {onnx}")
         sha = sha256_file(onnx)
-        found = [p for p in sorted(engines_dir.glob(f"{net}_{precision}_*{ENGINE_SUFFIX}"), key=lambda p: -p.stat().st_mtime)
-                 if ((read_sidecar(p) or {}).get("key") or {}).get("onnx_sha256") == sha]
-        if not found:
-            raise UserError(f"no TensorRT engine for {net} {precision} built from {onnx} in {engines_dir}/; "
-                            f"build it with `pointpillars-trt build`")
-        runners.append(TensorRTRunner(found[0]))
+        candidates = sorted(engines_dir.glob(f"{net}_{precision}_*{ENGINE_SUFFIX}"), key=lambda p: -p.stat().st_mtime)
+        why = {p: check_prebuilt(p, sha, gpu.cc, runtime_version) for p in candidates}
+        usable = [p for p in candidates if why[p] is None]
+        if not usable:
+            detail = f" ({candidates[0].name}: {why[candidates[0]]})" if candidates else ""
+            raise UserError(f"no usable TensorRT engine for {net} {precision} built from {onnx} in {engines_dir}/"
+                            f"{detail}; build one with `pointpillars-trt build --version-compatible` where TensorRT's "
+                            "builder is installed")
+        runners.append(TensorRTRunner(usable[0]))
     return runners[0], runners[1]
 
 

@@ -16,7 +16,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Show a KITTI .bin scan with predicted boxes (class colours, heading mark) and ground truth "
                     "(white). Without --save/--bev an Open3D window opens; with them PNGs are written instead.")
     p.add_argument("scan", type=Path, help="velodyne scan (N x 4 float32 .bin)")
-    p.add_argument("--detections", type=Path, help="detections JSON (as written by detect)")
+    p.add_argument("--detections", type=Path, help="detections JSON (as written by `infer --out`)")
     p.add_argument("--labels", type=Path, help="KITTI label_2 file with ground truth (needs --calib)")
     p.add_argument("--calib", type=Path, help="KITTI calib file for --labels")
     p.add_argument("--save", type=Path, metavar="OUT.png", help="render the 3D view headless to this PNG (Open3D)")
@@ -39,6 +39,16 @@ def _check_output(path: Path | None, force: bool, flag: str) -> None:
         raise UserError(f"{flag} {path}: directory {path.parent} does not exist")
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """UserError for output files that exist (without --force) or name the same file, and --labels without --calib."""
+    _check_output(args.save, args.force, "--save")
+    _check_output(args.bev, args.force, "--bev")
+    if args.save is not None and args.bev is not None and args.save.resolve() == args.bev.resolve():
+        raise UserError("--save and --bev name the same file")
+    if (args.labels is None) != (args.calib is None):
+        raise UserError("--labels and --calib go together (ground truth is camera-frame; calib converts it)")
+
+
 def run(args: argparse.Namespace, detections: Detections | None = None,
         class_names: Sequence[str] | None = None) -> int:
     """Load inputs and draw. `detections` lets a caller that ran the detector pass its result instead of a JSON."""
@@ -47,12 +57,7 @@ def run(args: argparse.Namespace, detections: Detections | None = None,
     from .inputs import load_detections_json, load_ground_truth
 
     names = tuple(class_names) if class_names else PointPillarsConfig().class_names
-    _check_output(args.save, args.force, "--save")
-    _check_output(args.bev, args.force, "--bev")
-    if args.save is not None and args.bev is not None and args.save.resolve() == args.bev.resolve():
-        raise UserError("--save and --bev name the same file")
-    if (args.labels is None) != (args.calib is None):
-        raise UserError("--labels and --calib go together (ground truth is camera-frame; calib converts it)")
+    check_args(args)
     if detections is not None and args.detections is not None:
         raise UserError("--detections given while detections were also computed; use one")
     points = read_bin(args.scan)

@@ -25,7 +25,7 @@ def load_detections_json(path: str | os.PathLike, class_names: Sequence[str]) ->
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: not a detections JSON file ({e})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("detections"), list):
-        raise UserError(f"{path}: expected an object with a 'detections' list (as written by detect --out-json)")
+        raise UserError(f"{path}: expected an object with a 'detections' list (as written by `infer --out`)")
     if doc.get("frame", "lidar") != "lidar":
         raise UserError(f"{path}: boxes are in frame {doc.get('frame')!r}; the viewer needs lidar-frame boxes")
     boxes, scores, labels = [], [], []
