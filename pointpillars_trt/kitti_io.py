@@ -63,6 +63,16 @@ def write_bin(path: str | os.PathLike, points: np.ndarray) -> None:
     np.ascontiguousarray(points[:, :4], dtype="<f4").tofile(path)
 
 
+def read_text(path: Path, what: str) -> str:
+    """A KITTI text file's contents; UserError naming the file for missing, binary or unreadable ones."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        raise UserError(f"{what} not found: {path}") from None
+    except (UnicodeDecodeError, OSError) as e:
+        raise UserError(f"{what} {path}: cannot be read as a KITTI text file ({type(e).__name__})") from None
+
+
 # ---------------------------------------------------------------------------- calib
 @dataclass
 class Calib:
@@ -75,12 +85,7 @@ class Calib:
     @classmethod
     def read(cls, path: str | os.PathLike) -> "Calib":
         path = Path(path)
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            raise UserError(f"calib not found: {path}") from None
-        except (UnicodeDecodeError, OSError) as e:
-            raise UserError(f"calib {path}: cannot be read as a KITTI calib text file ({type(e).__name__})") from None
+        text = read_text(path, "calib")
         vals: dict[str, np.ndarray] = {}
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
@@ -247,14 +252,7 @@ def parse_labels(text: str, source: str = "<labels>") -> KittiObjects:
 
 def read_labels(path: str | os.PathLike) -> KittiObjects:
     """Read a KITTI label_2 (or result) file."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise UserError(f"label file not found: {path}") from None
-    except (UnicodeDecodeError, OSError) as e:
-        raise UserError(f"{path}: not a readable text label file ({type(e).__name__})") from None
-    return parse_labels(text, str(path))
+    return parse_labels(read_text(Path(path), "label file"), str(path))
 
 
 def format_labels(objs: KittiObjects) -> str:
