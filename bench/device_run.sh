@@ -15,9 +15,9 @@ SC=../shared/kitti/scans; [ -d "$SC" ] || SC=shared/kitti/scans
 echo "== pytest tests/test_gpu_device.py" | tee "$OUT/device_tests.log"
 timeout 300 python3 -m pytest -v -s tests/test_gpu_device.py 2>&1 | tee -a "$OUT/device_tests.log"
 echo "== bench" | tee "$OUT/bench.log"
-timeout 200 python3 -m pointpillars_trt.bench_cli "$SC" --checkpoint "$CK" --backend torch --device cuda \
+timeout 200 python3 -m pointpillars_trt.cli.bench "$SC" --checkpoint "$CK" --backend torch --device cuda \
   --precisions fp32 fp16 --iters 300 --warmup 20 --out "$OUT/bench_torch" 2>&1 | tee -a "$OUT/bench.log"
-timeout 200 python3 -m pointpillars_trt.bench_cli "$SC" --checkpoint "$CK" --backend torch --device cuda \
+timeout 200 python3 -m pointpillars_trt.cli.bench "$SC" --checkpoint "$CK" --backend torch --device cuda \
   --precisions fp16 --soak 2000 --out "$OUT/soak_torch" 2>&1 | tee -a "$OUT/bench.log"
 if [ -f bench/device_trt_lean.sh ] && ls "${WHL:-.whl}"/tensorrt_lean* >/dev/null 2>&1; then
   echo "== bench/device_trt_lean.sh" | tee "$OUT/trt_lean.log"

@@ -14,5 +14,5 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 nvidia-smi -L
 python3 -c 'import tensorrt_lean_bindings as t; print("tensorrt_lean_bindings", t.__version__)'
-python3 -c 'from pointpillars_trt.backends.tensorrt_runner import probe_gpu; print("probe_gpu:", probe_gpu())'
+python3 -c 'from pointpillars_trt.backends.tensorrt.runner import probe_gpu; print("probe_gpu:", probe_gpu())'
 python3 -m pytest tests/test_tensorrt_runner.py -v -rs -p no:cacheprovider 2>&1 | tee "${OUT:-/tmp}/trt_lean_tests.log"

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pointpillars_trt.evaluation import evaluate, evaluate_dirs, format_table  # noqa: E402
 from pointpillars_trt.evaluation.synthetic import noisy_detections, random_labels  # noqa: E402
-from pointpillars_trt.kitti_io import read_labels, write_labels  # noqa: E402
+from pointpillars_trt.io.kitti import read_labels, write_labels  # noqa: E402
 
 
 def main() -> int:

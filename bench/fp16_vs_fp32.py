@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pointpillars_trt import tensor_names as tn
+from pointpillars_trt.model import tensor_names as tn
 from pointpillars_trt.backends.onnxruntime_runner import OnnxRuntimeRunner
-from pointpillars_trt.config import PointPillarsConfig
-from pointpillars_trt.kitti_io import read_bin
-from pointpillars_trt.pipeline import CpuPipeline
-from pointpillars_trt.rotated_iou import bev_iou_matrix
+from pointpillars_trt.model.config import PointPillarsConfig
+from pointpillars_trt.io.kitti import read_bin
+from pointpillars_trt.pipelines.cpu import CpuPipeline
+from pointpillars_trt.stages.rotated_iou import bev_iou_matrix
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -57,8 +57,8 @@ def main() -> None:
     cfg = PointPillarsConfig()
     onnx_dir = a.onnx_dir
     if onnx_dir is None:
-        from pointpillars_trt.export import export_onnx
-        from pointpillars_trt.model import load_checkpoint
+        from pointpillars_trt.model.export import export_onnx
+        from pointpillars_trt.model.networks import load_checkpoint
 
         onnx_dir = Path(tempfile.mkdtemp())
         export_onnx(load_checkpoint(a.checkpoint, cfg), onnx_dir, checkpoint=a.checkpoint)

@@ -1,6 +1,6 @@
 """`python -m pointpillars_trt`"""
 import sys
 
-from .cli import main
+from pointpillars_trt.cli import main
 
 sys.exit(main())

@@ -21,7 +21,7 @@ def pytest_report_header(config):
 
 @pytest.fixture(scope="session")
 def cfg():
-    from pointpillars_trt.config import PointPillarsConfig
+    from pointpillars_trt.model.config import PointPillarsConfig
 
     return PointPillarsConfig()
 
@@ -29,8 +29,8 @@ def cfg():
 @pytest.fixture(scope="session")
 def onnx_dir(tmp_path_factory, cfg):
     """The shared checkpoint exported once (FP32 + FP16) for the whole session."""
-    from pointpillars_trt.export import export_onnx
-    from pointpillars_trt.model import load_checkpoint
+    from pointpillars_trt.model.export import export_onnx
+    from pointpillars_trt.model.networks import load_checkpoint
 
     out = tmp_path_factory.mktemp("onnx")
     export_onnx(load_checkpoint(CHECKPOINT, cfg), out, checkpoint=CHECKPOINT)
@@ -46,7 +46,7 @@ def state_dict():
 
 def make_cpu_pipeline(cfg, onnx_dir, precision="fp32"):
     from pointpillars_trt.backends.onnxruntime_runner import OnnxRuntimeRunner
-    from pointpillars_trt.pipeline import CpuPipeline
+    from pointpillars_trt.pipelines.cpu import CpuPipeline
 
     return CpuPipeline(cfg, OnnxRuntimeRunner(onnx_dir / f"pfn_{precision}.onnx"), OnnxRuntimeRunner(onnx_dir / f"rpn_{precision}.onnx"))
 

@@ -12,7 +12,7 @@ import shapely
 import torch
 import torch.nn.functional as F
 
-from pointpillars_trt.config import PointPillarsConfig
+from pointpillars_trt.model.config import PointPillarsConfig
 
 
 def voxelize(points: np.ndarray, cfg: PointPillarsConfig):

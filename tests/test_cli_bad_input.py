@@ -75,7 +75,7 @@ def test_no_point_in_range(tmp_path, onnx_dir):
 
 def test_more_pillars_than_max(tmp_path, onnx_dir):
     """A config with max_pillars 500: the scan keeps the first 500 pillars and warns."""
-    yaml_text = (REPO / "pointpillars_trt/configs/pointpillar.yaml").read_text().replace("test: 40000", "test: 500")
+    yaml_text = (REPO / "pointpillars_trt/model/configs/pointpillar.yaml").read_text().replace("test: 40000", "test: 500")
     (tmp_path / "small.yaml").write_text(yaml_text)
     r = cli("infer", ALL_SCANS[0], "--checkpoint", CHECKPOINT, "--config", tmp_path / "small.yaml",
             "--cache-dir", tmp_path / "cache")
@@ -120,7 +120,7 @@ def test_no_model_given(tmp_path):
 
 
 def test_cuda_without_gpu(onnx_dir):
-    from pointpillars_trt.detector import _cuda_available
+    from pointpillars_trt.api import _cuda_available
 
     if _cuda_available():
         pytest.skip("this machine has a GPU")
@@ -130,7 +130,7 @@ def test_cuda_without_gpu(onnx_dir):
 def test_kitti_result_file_written_with_calib(tmp_path, onnx_dir):
     """A scan in KITTI's layout finds its calib: <id>.txt (camera frame) beside <id>.json."""
     from conftest import KITTI
-    from pointpillars_trt.kitti_io import read_labels
+    from pointpillars_trt.io.kitti import read_labels
 
     r = cli("infer", KITTI / "training/velodyne/000134.bin", "--onnx-dir", onnx_dir, "--out", tmp_path)
     assert r.returncode == 0, r.stderr

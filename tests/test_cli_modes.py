@@ -52,8 +52,8 @@ def _numbers(tree):
 
 
 def test_fov_crop_keeps_points_in_the_image():
-    from pointpillars_trt.dataset_cli import fov_mask
-    from pointpillars_trt.kitti_io import Calib, read_bin
+    from pointpillars_trt.cli.dataset import fov_mask
+    from pointpillars_trt.io.kitti import Calib, read_bin
 
     calib = Calib.read(KITTI / "training/calib/000134.txt")
     pts = read_bin(KITTI / "training/velodyne/000134.bin")

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from conftest import KITTI, REPO
-from pointpillars_trt.config import PointPillarsConfig
+from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.errors import UserError
-from pointpillars_trt.kitti_io import (Calib, detections_to_kitti, lidar_boxes_to_camera, parse_labels, read_bin,
+from pointpillars_trt.io.kitti import (Calib, detections_to_kitti, lidar_boxes_to_camera, parse_labels, read_bin,
                                        read_labels, write_labels)
 
-YAML = REPO / "pointpillars_trt/configs/pointpillar.yaml"
+YAML = REPO / "pointpillars_trt/model/configs/pointpillar.yaml"
 
 
 def test_yaml_equals_defaults_and_design_numbers():

@@ -1,7 +1,7 @@
 """Prebuilt engines for runtimes that cannot build (the lean runtime): stale or foreign ones are never used."""
 from __future__ import annotations
 
-from pointpillars_trt.engine_cache import EngineKey, Profile, check_prebuilt, write_engine
+from pointpillars_trt.backends.tensorrt.cache import EngineKey, Profile, check_prebuilt, write_engine
 
 SHA = "a" * 64
 

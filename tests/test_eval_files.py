@@ -9,9 +9,9 @@ import pytest
 
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.evaluation import EvalWarning, evaluate, evaluate_dirs, format_table, save_pr_curves
-from pointpillars_trt.evaluation import cli as eval_cli
+from pointpillars_trt.cli import eval as eval_cli
 from pointpillars_trt.evaluation.synthetic import noisy_detections, random_labels
-from pointpillars_trt.kitti_io import read_labels, write_labels
+from pointpillars_trt.io.kitti import read_labels, write_labels
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 LABEL_134 = SHARED / "kitti" / "training" / "label_2" / "000134.txt"

@@ -13,7 +13,7 @@ import pytest
 
 from pointpillars_trt.evaluation import evaluate
 from pointpillars_trt.evaluation.protocol import METRICS
-from pointpillars_trt.kitti_io import KittiObjects
+from pointpillars_trt.io.kitti import KittiObjects
 
 N = 50
 SCORES = 0.9 - 0.01 * np.arange(N)  # distinct TP scores, 0.90 .. 0.41

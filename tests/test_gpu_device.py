@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import CHECKPOINT as CKPT, SHARED, assert_same_detections
-from pointpillars_trt.config import PointPillarsConfig
+from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.errors import UserError
 
 SCANS = sorted((SHARED / "kitti").glob("scans/*.bin")) + sorted((SHARED / "kitti").glob("*/velodyne/*.bin"))
@@ -21,7 +21,7 @@ SCANS = sorted((SHARED / "kitti").glob("scans/*.bin")) + sorted((SHARED / "kitti
 
 def _gpu_reason() -> str | None:
     try:
-        from pointpillars_trt.gpu.pipeline_cuda import require_gpu_stack
+        from pointpillars_trt.pipelines.gpu import require_gpu_stack
 
         require_gpu_stack()
     except (UserError, ImportError) as e:
@@ -31,7 +31,8 @@ def _gpu_reason() -> str | None:
 
 def test_no_gpu_is_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """Asking for the GPU pipeline where there is no GPU is a one-line UserError, never a traceback."""
-    from pointpillars_trt.gpu import device, make_gpu_pipeline
+    from pointpillars_trt.pipelines.factory import make_gpu_pipeline
+    from pointpillars_trt.pipelines import cuda_runtime as device
 
     monkeypatch.setattr(device, "device_count", lambda: 0)
     with pytest.raises(UserError):
@@ -48,10 +49,10 @@ def _read(p: Path) -> np.ndarray:
 
 
 def _pipelines(cfg: PointPillarsConfig, onnx_dir: Path):
-    from pointpillars_trt import tensor_names as tn
+    from pointpillars_trt.model import tensor_names as tn
     from pointpillars_trt.backends.onnxruntime_runner import OnnxRuntimeRunner
-    from pointpillars_trt.gpu import make_gpu_pipeline
-    from pointpillars_trt.pipeline import CpuPipeline
+    from pointpillars_trt.pipelines.factory import make_gpu_pipeline
+    from pointpillars_trt.pipelines.cpu import CpuPipeline
 
     cpu = CpuPipeline(cfg, OnnxRuntimeRunner(onnx_dir / tn.onnx_filename("pfn", "fp32")),
                       OnnxRuntimeRunner(onnx_dir / tn.onnx_filename("rpn", "fp32")))
@@ -60,7 +61,7 @@ def _pipelines(cfg: PointPillarsConfig, onnx_dir: Path):
 
 @gpu
 def test_gpu_matches_cpu_on_every_scan(onnx_dir: Path) -> None:
-    from pointpillars_trt import tensor_names as tn
+    from pointpillars_trt.model import tensor_names as tn
 
     assert SCANS, f"no scans under {SHARED / 'kitti'}"
     cpu, gp = _pipelines(PointPillarsConfig(), onnx_dir)

@@ -24,7 +24,7 @@ SCAN2 = SHARED / "kitti" / "scans" / "000002.bin"
 
 
 def _small_cfg(**kw):
-    from pointpillars_trt.config import PointPillarsConfig
+    from pointpillars_trt.model.config import PointPillarsConfig
 
     base = dict(point_cloud_range=(10.24, -2.56, -3.0, 15.36, 2.56, 1.0), max_pillars=60, nms_pre=64, max_det=20)
     base.update(kw)
@@ -48,9 +48,9 @@ def check_voxelize() -> None:
     import numpy as np
     from numba import cuda
 
-    from pointpillars_trt.gpu.seam import SimAllocator
-    from pointpillars_trt.gpu.voxelize_cuda import GpuVoxelizer, stats_from_device
-    from pointpillars_trt.voxelize import Voxelizer
+    from pointpillars_trt.pipelines.seam import SimAllocator
+    from pointpillars_trt.stages.voxelize_cuda import GpuVoxelizer, stats_from_device
+    from pointpillars_trt.stages.voxelize import Voxelizer
 
     cfg = _small_cfg()
     a = _crop(SCAN, cfg)
@@ -84,9 +84,9 @@ def check_scatter() -> None:
     import numpy as np
     from numba import cuda
 
-    from plugins.pillar_scatter import clear_pillars, scatter_pillars
-    from pointpillars_trt.scatter import scatter_pillars as cpu_scatter
-    from pointpillars_trt.voxelize import Voxelizer
+    from pointpillars_trt.plugins.pillar_scatter import clear_pillars, scatter_pillars
+    from pointpillars_trt.stages.scatter import scatter_pillars as cpu_scatter
+    from pointpillars_trt.stages.voxelize import Voxelizer
 
     cfg = _small_cfg()
     cv = Voxelizer(cfg)
@@ -125,10 +125,10 @@ def check_postprocess() -> None:
     import numpy as np
     from numba import cuda
 
-    from pointpillars_trt.anchors import make_anchors
-    from pointpillars_trt.gpu.postprocess_cuda import HEADER, GpuPostprocess, HeadViews
-    from pointpillars_trt.gpu.seam import SimAllocator
-    from pointpillars_trt.postprocess import decode_boxes, postprocess, scores_and_labels, top_candidates
+    from pointpillars_trt.stages.anchors import make_anchors
+    from pointpillars_trt.stages.postprocess_cuda import HEADER, GpuPostprocess, HeadViews
+    from pointpillars_trt.pipelines.seam import SimAllocator
+    from pointpillars_trt.stages.postprocess import decode_boxes, postprocess, scores_and_labels, top_candidates
 
     cfg = _small_cfg()
     anchors = make_anchors(cfg)

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from conftest import ALL_SCANS, CHECKPOINT, make_cpu_pipeline
-from pointpillars_trt import tensor_names as tn
+from pointpillars_trt.model import tensor_names as tn
 from pointpillars_trt.backends.onnxruntime_runner import OnnxRuntimeRunner
 from pointpillars_trt.errors import UserError
-from pointpillars_trt.kitti_io import read_bin
-from pointpillars_trt.hashing import file_sha256
-from pointpillars_trt.model import load_checkpoint
+from pointpillars_trt.io.kitti import read_bin
+from pointpillars_trt.model.hashing import file_sha256
+from pointpillars_trt.model.networks import load_checkpoint
 
 
 def test_checkpoint_keys_match_openpcdet_list(cfg):

@@ -6,8 +6,8 @@ import pytest
 
 import reference
 from conftest import ALL_SCANS, assert_same_detections, make_cpu_pipeline
-from pointpillars_trt.detections import Detections
-from pointpillars_trt.kitti_io import read_bin
+from pointpillars_trt.io.detections import Detections
+from pointpillars_trt.io.kitti import read_bin
 
 
 @pytest.fixture(scope="module")

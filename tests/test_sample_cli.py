@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pointpillars_trt import sample_cli
-from pointpillars_trt.config import PointPillarsConfig
+from pointpillars_trt.cli import make_sample as sample_cli
+from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.errors import UserError
-from pointpillars_trt.kitti_io import Calib, read_bin, read_labels
-from pointpillars_trt.sample_scene import generate_scene, frame_seed
+from pointpillars_trt.io.kitti import Calib, read_bin, read_labels
+from pointpillars_trt.sample.scene import generate_scene, frame_seed
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 

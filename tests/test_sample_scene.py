@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pointpillars_trt.config import PointPillarsConfig
-from pointpillars_trt.kitti_io import Calib, read_bin, read_labels
-from pointpillars_trt.sample_scene import (IMAGE_SHAPE, Layout, Prim, Sensor, generate_scene, render_layout,
+from pointpillars_trt.model.config import PointPillarsConfig
+from pointpillars_trt.io.kitti import Calib, read_bin, read_labels
+from pointpillars_trt.sample.scene import (IMAGE_SHAPE, Layout, Prim, Sensor, generate_scene, render_layout,
                                            write_dataset, write_frame)
 
 CFG = PointPillarsConfig()

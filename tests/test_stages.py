@@ -8,12 +8,12 @@ import pytest
 import shapely
 
 from conftest import ALL_SCANS
-from pointpillars_trt.anchors import make_anchors
-from pointpillars_trt.config import PointPillarsConfig
-from pointpillars_trt.kitti_io import read_bin
-from pointpillars_trt.postprocess import nms_rotated, top_candidates
-from pointpillars_trt.rotated_iou import bev_iou_matrix
-from pointpillars_trt.voxelize import Voxelizer
+from pointpillars_trt.stages.anchors import make_anchors
+from pointpillars_trt.model.config import PointPillarsConfig
+from pointpillars_trt.io.kitti import read_bin
+from pointpillars_trt.stages.postprocess import nms_rotated, top_candidates
+from pointpillars_trt.stages.rotated_iou import bev_iou_matrix
+from pointpillars_trt.stages.voxelize import Voxelizer
 
 
 def brute_voxelize(points, cfg):

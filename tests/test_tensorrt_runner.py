@@ -25,13 +25,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from pointpillars_trt import build_cli
-from pointpillars_trt.backends import tensorrt_runner as tr
-from pointpillars_trt.engine_cache import (
+from pointpillars_trt.cli import build as build_cli
+from pointpillars_trt.backends.tensorrt import runner as tr
+from pointpillars_trt.backends.tensorrt.cache import (
     EngineKey, Profile, describe_differences, find_or_build, read_sidecar, sidecar_path, trt_version_accepts,
 )
 from pointpillars_trt.errors import UserError
-from pointpillars_trt.tensor_names import PFN_INPUT, PFN_OUTPUT, RPN_INPUT
+from pointpillars_trt.model.tensor_names import PFN_INPUT, PFN_OUTPUT, RPN_INPUT
 
 REPO = Path(__file__).resolve().parents[1]
 TRT = tr.import_tensorrt()
@@ -275,7 +275,7 @@ def test_no_gpu_is_a_user_error_before_any_runtime(tmp_path):
 
 _CHILD = textwrap.dedent("""
     import sys
-    from pointpillars_trt.backends.tensorrt_runner import TensorRTRunner
+    from pointpillars_trt.backends.tensorrt.runner import TensorRTRunner
     from pointpillars_trt.errors import UserError
     try:
         TensorRTRunner(sys.argv[1], allow_host_code=sys.argv[2] == "1").activate()
@@ -536,7 +536,7 @@ def _tiny_pfn_onnx(path: Path, dtype=np.float32) -> None:
 def test_build_and_run_tiny_engine(tmp_path):
     import torch
 
-    from pointpillars_trt.engine_builder import build_serialized_engine
+    from pointpillars_trt.backends.tensorrt.builder import build_serialized_engine
 
     onnx_path = tmp_path / "pfn_fp32.onnx"
     _tiny_pfn_onnx(onnx_path)

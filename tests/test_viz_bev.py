@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pointpillars_trt.detections import Detections
-from pointpillars_trt.kitti_io import Calib, read_bin, read_labels
+from pointpillars_trt.io.detections import Detections
+from pointpillars_trt.io.kitti import Calib, read_bin, read_labels
 from pointpillars_trt.viz.bev import BevView, render_bev
 from pointpillars_trt.viz.style import CLASS_COLORS, GT_COLOR, caption, point_colors
 

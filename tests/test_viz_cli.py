@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pointpillars_trt.detections import Detections
+from pointpillars_trt.io.detections import Detections
 from pointpillars_trt.errors import UserError
-from pointpillars_trt.kitti_io import detections_to_json
-from pointpillars_trt.viz import cli as view_cli
+from pointpillars_trt.io.kitti import detections_to_json
+from pointpillars_trt.cli import view as view_cli
 from pointpillars_trt.viz.inputs import load_detections_json, load_ground_truth
 from pointpillars_trt.viz.style import CLASS_COLORS
 

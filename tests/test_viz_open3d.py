@@ -18,7 +18,7 @@ HEADER = 48
 # run in a child process: if the renderer aborts (it does not raise), only the child dies
 _RENDER = """
 import argparse, sys
-from pointpillars_trt.viz import cli
+from pointpillars_trt.cli import view as cli
 ap = argparse.ArgumentParser(); cli.add_parser(ap.add_subparsers())
 args = ap.parse_args(["view", *sys.argv[1:]])
 sys.exit(args.func(args))

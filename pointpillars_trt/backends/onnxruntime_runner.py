@@ -6,8 +6,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import UserError
-from .base import Runner
+from pointpillars_trt.errors import UserError
+from pointpillars_trt.backends.base import Runner
 
 
 class OnnxRuntimeRunner(Runner):

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..errors import UserError
-from .base import Runner
+from pointpillars_trt.errors import UserError
+from pointpillars_trt.backends.base import Runner
 
 
 def _disable_tf32(torch: Any) -> None:

@@ -5,13 +5,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import UserError
-from ..kitti_io import KittiObjects
-from . import iou
-from .matching import average_precision, precision_curves, pr_statistics
-from .protocol import (DIFFICULTIES, METRICS, N_SAMPLE_PTS, NEIGHBOURS, RECALL_SETS, dt_flags, gt_flags,
+from pointpillars_trt.errors import UserError
+from pointpillars_trt.io.kitti import KittiObjects
+from pointpillars_trt.evaluation import iou
+from pointpillars_trt.evaluation.matching import average_precision, precision_curves, pr_statistics
+from pointpillars_trt.evaluation.protocol import (DIFFICULTIES, METRICS, N_SAMPLE_PTS, NEIGHBOURS, RECALL_SETS, dt_flags, gt_flags,
                        min_overlaps)
-from .result import EvalResult
+from pointpillars_trt.evaluation.result import EvalResult
 
 DEFAULT_CLASSES = ("Car", "Pedestrian", "Cyclist")
 

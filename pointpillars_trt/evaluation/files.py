@@ -9,11 +9,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..errors import UserError
-from ..kitti_io import KittiObjects, read_labels
-from .core import DEFAULT_CLASSES, evaluate
-from .protocol import KITTI_NAMES
-from .result import EvalResult
+from pointpillars_trt.errors import UserError
+from pointpillars_trt.io.kitti import KittiObjects, read_labels
+from pointpillars_trt.evaluation.core import DEFAULT_CLASSES, evaluate
+from pointpillars_trt.evaluation.protocol import KITTI_NAMES
+from pointpillars_trt.evaluation.result import EvalResult
 
 MAX_LISTED = 10
 

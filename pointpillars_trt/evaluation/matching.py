@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .iou import box2d_overlap
+from pointpillars_trt.evaluation.iou import box2d_overlap
 
 NO_DETECTION = -10000000.0
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .protocol import DIFFICULTIES, METRICS
-from .result import EvalResult
+from pointpillars_trt.evaluation.protocol import DIFFICULTIES, METRICS
+from pointpillars_trt.evaluation.result import EvalResult
 
 
 def save_pr_curves(result: EvalResult, out_dir: str | os.PathLike, overlap: str = "strict") -> list[Path]:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import math
 
-from .protocol import DIFFICULTIES, METRICS, RECALL_SETS
-from .result import EvalResult
+from pointpillars_trt.evaluation.protocol import DIFFICULTIES, METRICS, RECALL_SETS
+from pointpillars_trt.evaluation.result import EvalResult
 
 _LABELS = {"bbox": "bbox AP", "bev": "bev  AP", "3d": "3d   AP", "aos": "aos  AP"}
 

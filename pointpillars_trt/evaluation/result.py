@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .protocol import DIFFICULTIES, METRICS, RECALL_SETS
+from pointpillars_trt.evaluation.protocol import DIFFICULTIES, METRICS, RECALL_SETS
 
 
 @dataclass

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kitti_io import KITTI_IMAGE_SHAPE, KittiObjects
+from pointpillars_trt.io.kitti import KITTI_IMAGE_SHAPE, KittiObjects
 
 IMAGE_H, IMAGE_W = (float(v) for v in KITTI_IMAGE_SHAPE)
 FOCAL, CU, CV = 721.5, 609.6, 172.9

@@ -2,6 +2,6 @@
 
 Open3D is optional and imported only by open3d_view when used.
 """
-from .bev import BevView, render_bev
+from pointpillars_trt.viz.bev import BevView, render_bev
 
 __all__ = ["BevView", "render_bev"]

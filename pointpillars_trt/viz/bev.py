@@ -9,11 +9,11 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..config import KITTI_ANCHORS
-from ..detections import Detections
-from ..kitti_io import box_corners_lidar
-from .overlay import HEADER_PX, add_header, dashed_line
-from .style import GT_COLOR, caption, class_color, point_colors
+from pointpillars_trt.model.config import KITTI_ANCHORS
+from pointpillars_trt.io.detections import Detections
+from pointpillars_trt.io.kitti import box_corners_lidar
+from pointpillars_trt.viz.overlay import HEADER_PX, add_header, dashed_line
+from pointpillars_trt.viz.style import GT_COLOR, caption, class_color, point_colors
 
 DEFAULT_CLASSES = tuple(a.name for a in KITTI_ANCHORS)
 

@@ -1,4 +1,4 @@
-"""What the viewer reads besides the scan: detections JSON (kitti_io.detections_to_json) and KITTI ground truth."""
+"""What the viewer reads besides the scan: detections JSON (io.kitti.detections_to_json) and KITTI ground truth."""
 from __future__ import annotations
 
 import json
@@ -8,15 +8,15 @@ from typing import Sequence
 
 import numpy as np
 
-from ..detections import Detections
-from ..errors import UserError
-from ..kitti_io import Calib, read_labels
+from pointpillars_trt.io.detections import Detections
+from pointpillars_trt.errors import UserError
+from pointpillars_trt.io.kitti import Calib, read_labels
 
 _BOX_KEYS = ("x", "y", "z", "dx", "dy", "dz", "yaw")
 
 
 def load_detections_json(path: str | os.PathLike, class_names: Sequence[str]) -> Detections:
-    """Read detections written by kitti_io.detections_to_json; labels come from label_id (or the label name)."""
+    """Read detections written by io.kitti.detections_to_json; labels come from label_id (or the label name)."""
     path = Path(path)
     try:
         doc = json.loads(path.read_text())

@@ -13,12 +13,12 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from ..detections import Detections
-from ..errors import UserError
-from ..kitti_io import box_corners_lidar
-from .bev import DEFAULT_CLASSES, _label_name
-from .overlay import add_header
-from .style import GT_COLOR, caption, class_color, point_colors
+from pointpillars_trt.io.detections import Detections
+from pointpillars_trt.errors import UserError
+from pointpillars_trt.io.kitti import box_corners_lidar
+from pointpillars_trt.viz.bev import DEFAULT_CLASSES, _label_name
+from pointpillars_trt.viz.overlay import add_header
+from pointpillars_trt.viz.style import GT_COLOR, caption, class_color, point_colors
 
 INSTALL_HINT = ("pip install open3d (0.19+); on a headless Linux machine also "
                 "apt-get install libusb-1.0-0 libvulkan1 mesa-vulkan-drivers")

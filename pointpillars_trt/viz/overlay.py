@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .style import GT_COLOR, class_color
+from pointpillars_trt.viz.style import GT_COLOR, class_color
 
 HEADER_PX = 48
 

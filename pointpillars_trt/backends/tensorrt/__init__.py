@@ -1,0 +1,1 @@
+"""TensorRT: engine builder, engine cache (keys, sidecars) and the runner that executes engines."""

@@ -1,0 +1,92 @@
+"""`bench`: per-stage timings (median, p99) of the pipeline over a folder of scans, FP16 vs FP32, or a memory soak."""
+from __future__ import annotations
+
+import argparse
+import copy
+import shlex
+import sys
+from pathlib import Path
+
+from pointpillars_trt.pipelines import timing as bench
+from pointpillars_trt.api import add_model_args, make_detector
+from pointpillars_trt.errors import UserError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("bench", help="time each pipeline stage (median/p99) over a folder of scans",
+                              description=__doc__)
+    p.add_argument("scans", type=Path, help="folder of .bin scans (N x 4 float32)")
+    add_model_args(p)
+    p.add_argument("--precisions", nargs="+", choices=("fp32", "fp16"), default=None,
+                   help="precisions to compare (default: --precision)")
+    p.add_argument("--iters", type=int, default=200, help="timed scans per configuration (default 200)")
+    p.add_argument("--warmup", type=int, default=10, help="untimed scans first (default 10)")
+    p.add_argument("--soak", type=int, default=0, metavar="N",
+                   help="instead of timing: run N scans and report device memory at start and end")
+    p.add_argument("--out", type=Path, default=None, help="write <out>.json and <out>.md")
+    p.add_argument("--force", action="store_true", help="overwrite existing <out>.json / <out>.md")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.out and not args.force:
+        clash = [p for p in (args.out.with_suffix(".json"), args.out.with_suffix(".md")) if p.exists()]
+        if clash:
+            raise UserError(f"{clash[0]} exists; pass --force or another --out")
+    for flag in ("iters", "warmup", "soak"):
+        if getattr(args, flag) < 0:
+            raise UserError(f"--{flag} must be 0 or more")
+    scans = bench.load_scans(args.scans)
+    precisions = args.precisions or [args.precision]
+    command = "python -m pointpillars_trt " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if getattr(args, "_prog", None):  # run as `python -m pointpillars_trt.cli.bench`
+        command = args._prog + " " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    results, payload = {}, {"command": command, "scans": str(args.scans), "num_scans": len(scans)}
+    for prec in precisions:
+        a = copy.copy(args)
+        a.precision = prec
+        det = make_detector(a)
+        name = f"{det.description.split(',')[0].removeprefix('backend ')} {prec}"
+        with det:
+            if args.soak:
+                from pointpillars_trt.pipelines.cuda_runtime import mem_get_info
+
+                res = bench.soak(det.pipeline, scans, args.soak, mem_get_info,
+                                 lambda i: print(f"  soak {i}/{args.soak}", flush=True))
+                payload[name] = res
+                trail = ", ".join(f"{k}: {v:.1f}" for k, v in res["samples_mib"].items())
+                print(f"{name}: {res['scans']} scans after a {res['warmup_scans']}-scan warm-up, device memory used "
+                      f"{res['used_mib_start']:.1f} MiB -> {res['used_mib_end']:.1f} MiB (delta {res['delta_mib']:+.1f} MiB; "
+                      f"by scan {trail})", flush=True)
+                continue
+            samples = bench.time_pipeline(det.pipeline, scans, args.iters, args.warmup)
+        results[name] = bench.summarize(samples)
+    md = None
+    if results:
+        md = bench.markdown_table(results)
+        payload["results"] = results
+        print(md)
+    if args.out:
+        bench.write_results(args.out, payload, (f"`{command}`\n\n" + md) if md else None)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m pointpillars_trt.cli.bench SCANS ...` (until the CLI lists this module)."""
+    from pointpillars_trt.errors import UserError
+
+    p = argparse.ArgumentParser(prog="python -m pointpillars_trt.cli.bench")
+    sub = p.add_subparsers(dest="command")
+    add_parser(sub)
+    args = p.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])
+    args._prog = "python -m pointpillars_trt.cli.bench"
+    try:
+        return run(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""`infer`: detect objects in one or more scans, print a table, write KITTI / JSON result files."""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from pointpillars_trt import log
+from pointpillars_trt.api import Detector, add_model_args, make_detector
+from pointpillars_trt.errors import UserError
+from pointpillars_trt.io.kitti import KITTI_IMAGE_SHAPE, Calib, detections_to_json, detections_to_kitti, read_bin, write_labels
+
+DEFAULT_IMAGE_SHAPE = KITTI_IMAGE_SHAPE  # used to clip 2D boxes when no image_2 file is found
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "infer", help="detect cars, pedestrians and cyclists in velodyne scans",
+        description="Detect objects in KITTI-format velodyne scans (N x 4 float32: x, y, z, intensity, lidar frame). "
+                    "Prints a table per scan; with --out writes <scan>.json (lidar frame) and, when a calib is known, "
+                    "<scan>.txt in KITTI's 16-column result format (camera frame).",
+        epilog="examples:\n"
+               "  python -m pointpillars_trt infer data/sample/training/velodyne/000000.bin --random-init\n"
+               "  python -m pointpillars_trt infer scans/ --checkpoint pointpillar_7728.pth --out results/ --precision fp16\n"
+               "calib: --calib FILE or DIR; by default a scan in KITTI's layout (…/velodyne/ID.bin) uses …/calib/ID.txt.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("scans", nargs="+", type=Path, help=".bin scans and/or folders of them")
+    add_model_args(p)
+    p.add_argument("--calib", type=Path, help="KITTI calib file (all scans) or folder of <id>.txt")
+    p.add_argument("--out", type=Path, help="folder for result files (created); existing files need --force")
+    p.add_argument("--force", action="store_true", help="overwrite existing result files")
+    p.add_argument("--show", type=int, default=10, help="detections to print per scan (default 10, 0 = none)")
+    p.set_defaults(func=run)
+    return p
+
+
+def collect_scans(paths: list[Path]) -> list[Path]:
+    """Expand folders to their sorted *.bin files; every path must exist."""
+    scans: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(p.glob("*.bin"))
+            if not found:
+                raise UserError(f"{p}: folder has no .bin scans")
+            scans += found
+        elif p.exists():
+            scans.append(p)
+        else:
+            raise UserError(f"scan not found: {p}")
+    return scans
+
+
+def find_calib(scan: Path, calib: Path | None) -> Path | None:
+    """The calib for a scan: --calib file/folder, else KITTI layout's sibling calib/<id>.txt, else None."""
+    if calib is not None:
+        c = calib / f"{scan.stem}.txt" if calib.is_dir() else calib
+        if not c.is_file():
+            raise UserError(f"calib not found: {c}")
+        return c
+    c = scan.parent.parent / "calib" / f"{scan.stem}.txt"
+    return c if scan.parent.name == "velodyne" and c.is_file() else None
+
+
+def image_shape(scan: Path) -> tuple[int, int]:
+    """(height, width) of the KITTI image_2 beside the scan, for clipping 2D boxes; KITTI's usual size otherwise."""
+    img = scan.parent.parent / "image_2" / f"{scan.stem}.png"
+    if scan.parent.name == "velodyne" and img.is_file():
+        from PIL import Image
+
+        with Image.open(img) as im:
+            return im.size[1], im.size[0]
+    return DEFAULT_IMAGE_SHAPE
+
+
+def format_table(dets, class_names: tuple[str, ...], limit: int) -> str:
+    """A fixed-width table of the top detections."""
+    head = f"  {'#':>3} {'class':<10} {'score':>6} {'x':>7} {'y':>7} {'z':>6} {'dx':>5} {'dy':>5} {'dz':>5} {'yaw':>6}"
+    rows = [head]
+    for i in range(min(limit, len(dets))):
+        b = dets.boxes[i]
+        rows.append(f"  {i:>3} {class_names[dets.labels[i] - 1]:<10} {dets.scores[i]:6.3f} {b[0]:7.2f} {b[1]:7.2f} "
+                    f"{b[2]:6.2f} {b[3]:5.2f} {b[4]:5.2f} {b[5]:5.2f} {b[6]:6.2f}")
+    if len(dets) > limit:
+        rows.append(f"  ... {len(dets) - limit} more")
+    return "\n".join(rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.show < 0:
+        raise UserError(f"--show must be 0 or more, got {args.show}")
+    scans = collect_scans(args.scans)
+    calibs = {s: find_calib(s, args.calib) for s in scans}
+    calibs = {s: Calib.read(c) if c else None for s, c in calibs.items()}  # bad calibs fail before any work
+    if args.out and args.out.exists() and not args.out.is_dir():
+        raise UserError(f"--out {args.out} is a file; give a folder")
+    if args.out:
+        targets = [args.out / f"{s.stem}.json" for s in scans] + [args.out / f"{s.stem}.txt" for s in scans if calibs[s] is not None]
+        stems = Counter(s.stem for s in scans)
+        if max(stems.values()) > 1:
+            raise UserError(f"two scans named {stems.most_common(1)[0][0]}.bin would write the same result file; use separate --out folders")
+        clash = [t for t in targets if t.exists()]
+        if clash and not args.force:
+            raise UserError(f"{clash[0]} exists ({len(clash)} result file(s) would be overwritten); pass --force or another --out")
+        args.out.mkdir(parents=True, exist_ok=True)
+    with make_detector(args) as det:
+        log.info(det.description)
+        if det.untrained:
+            log.warn("UNTRAINED random-init model: boxes are meaningless; pass --checkpoint with trained OpenPCDet weights")
+        totals = [_infer_one(det, scan, calibs[scan], args) for scan in _progress(scans)]
+    if len(totals) > 2:  # the first scan carries JIT compilation and warm-up: leave it out of the summary
+        t = np.array(totals[1:]) * 1000
+        log.info(f"{len(totals)} scans: {np.median(t):.1f} ms median per scan after the first ({totals[0] * 1000:.0f} ms, warm-up)")
+    if args.out:
+        log.info(f"results in {args.out}/")
+    return 0
+
+
+def _progress(scans: list[Path]):
+    if len(scans) > 20 and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        return tqdm(scans, unit="scan")
+    return scans
+
+
+def _infer_one(det: Detector, scan: Path, calib: Calib | None, args: argparse.Namespace) -> float:
+    """Detect, report and write one scan; returns the pipeline's seconds."""
+    points, rd = read_bin(scan, with_stats=True)
+    if rd.num_nonfinite:
+        log.warn(f"{scan}: dropped {rd.num_nonfinite} point(s) with NaN/Inf coordinates")
+    res = det.run(points)
+    st, dets, names = res.stats, res.detections, det.cfg.class_names
+    if st.dropped_max_pillars:
+        log.warn(f"{scan}: more than max_pillars={det.cfg.max_pillars} pillars; {st.dropped_max_pillars} point(s) "
+                 "that would open further pillars were dropped (as OpenPCDet does)")
+    if st.num_pillars == 0:
+        log.warn(f"{scan}: no point inside the point cloud range {det.cfg.point_cloud_range}: no detections")
+    per_class = Counter(names[l - 1] for l in dets.labels)
+    ms = 1000 * res.times["total"]
+    print(f"{scan}: {len(points)} points, {st.num_pillars} pillars, {len(dets)} detections "
+          f"({', '.join(f'{n} {per_class.get(n, 0)}' for n in names)}) in {ms:.0f} ms")
+    if args.show and len(dets):
+        print(format_table(dets, names, args.show))
+    if args.out:
+        meta = {"scan": str(scan), "model": det.description, "untrained": det.untrained}
+        (args.out / f"{scan.stem}.json").write_text(detections_to_json(dets.boxes, dets.scores, dets.labels, names, meta))
+        if calib is not None:
+            write_labels(args.out / f"{scan.stem}.txt",
+                         detections_to_kitti(dets.boxes, dets.scores, dets.labels, names, calib, image_shape(scan)))
+    return res.times["total"]

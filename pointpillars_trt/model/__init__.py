@@ -1,0 +1,1 @@
+"""The model contract: configuration, the PyTorch networks, checkpoint loading, ONNX export + manifest, tensor names."""

@@ -1,0 +1,1 @@
+"""The pipelines that chain the stages: CPU, GPU (device buffers, one stream), their factory and timing."""

@@ -1,0 +1,104 @@
+"""Per-stage timing of a pipeline over a folder of scans: median and p99, markdown/JSON tables, and a memory soak.
+
+Times come from the pipeline's ScanResult.times (CUDA events on the GPU
+pipeline, perf_counter on the CPU one), in seconds; tables show milliseconds.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from pointpillars_trt.errors import UserError
+
+ORDER = ("h2d", "voxelize", "pfn", "scatter", "rpn", "postprocess", "d2h", "total", "wall")
+
+
+def load_scans(folder: str | Path, limit: int | None = None) -> list[np.ndarray]:
+    """Every *.bin scan (N x 4 float32) in a folder, sorted by name."""
+    files = sorted(Path(folder).glob("*.bin"))[:limit]
+    if not files:
+        raise UserError(f"no .bin scans in {folder}")
+    from pointpillars_trt.io.kitti import read_bin
+
+    return [read_bin(f) for f in files]  # same checks as infer: odd sizes refused, NaN/Inf rows dropped
+
+
+def time_pipeline(pipe: Any, scans: Sequence[np.ndarray], iters: int, warmup: int = 5) -> dict[str, list[float]]:
+    """Run iters scans (cycling through ``scans``) after warmup runs; per-stage seconds of each run, plus wall."""
+    for i in range(warmup):
+        pipe.run(scans[i % len(scans)])
+    out: dict[str, list[float]] = {}
+    for i in range(iters):
+        t0 = time.perf_counter()
+        r = pipe.run(scans[i % len(scans)])
+        wall = time.perf_counter() - t0
+        t = dict(r.times)
+        t.setdefault("total", sum(v for k, v in r.times.items() if k not in ("h2d", "d2h")))
+        t["wall"] = wall
+        for k, v in t.items():
+            out.setdefault(k, []).append(float(v))
+    return out
+
+
+def summarize(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """{stage: {median_ms, p99_ms, mean_ms}}."""
+    res = {}
+    for k in sorted(samples, key=lambda s: ORDER.index(s) if s in ORDER else len(ORDER)):
+        a = np.asarray(samples[k]) * 1e3
+        res[k] = {"median_ms": float(np.median(a)), "p99_ms": float(np.percentile(a, 99)), "mean_ms": float(a.mean())}
+    return res
+
+
+def markdown_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
+    """One row per stage, a median and a p99 column per configuration (e.g. 'torch fp32')."""
+    names = list(results)
+    stages = [s for s in ORDER if any(s in results[n] for n in names)]
+    head = "| stage | " + " | ".join(f"{n} median ms | {n} p99 ms" for n in names) + " |"
+    sep = "|---|" + "---|---|" * len(names)
+    rows = [head, sep]
+    for s in stages:
+        cells = []
+        for n in names:
+            v = results[n].get(s)
+            cells += [f"{v['median_ms']:.3f}", f"{v['p99_ms']:.3f}"] if v else ["", ""]
+        rows.append(f"| {s} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def soak(pipe: Any, scans: Sequence[np.ndarray], n: int, mem_info: Callable[[], tuple[int, int]],
+         progress: Callable[[int], None] = lambda i: None, every: int = 250) -> dict[str, Any]:
+    """Run n scans; device memory in use (total - free, MiB) after a warm-up pass over every scan, every
+    `every` scans, and at the end. Allocators and cuDNN autotuning grow once per new shape during the warm-up;
+    a leak would keep growing after it."""
+    for pts in scans:  # warm-up: every input shape once
+        pipe.run(pts)
+    free0, total = mem_info()
+    used = lambda free: (total - free) / 2**20  # noqa: E731
+    samples = {0: used(free0)}
+    dets = []
+    for i in range(1, n + 1):
+        r = pipe.run(scans[i % len(scans)])
+        dets.append(len(r.detections))
+        if i % every == 0 or i == n:
+            samples[i] = used(mem_info()[0])
+            progress(i)
+    return {"scans": n, "warmup_scans": len(scans), "used_mib_start": samples[0], "used_mib_end": samples[n],
+            "delta_mib": samples[n] - samples[0], "max_mib": max(samples.values()), "samples_mib": samples,
+            "total_mib": total / 2**20, "detections_mean": float(np.mean(dets))}
+
+
+def write_results(path: str | Path, payload: dict[str, Any], markdown: str | None = None) -> None:
+    """JSON next to an optional markdown file of the same stem."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".json").write_text(json.dumps(payload, indent=1))
+    if markdown is not None:
+        path.with_suffix(".md").write_text(markdown + "\n")
+
+
+def configurations(backends: Iterable[str], precisions: Iterable[str]) -> list[tuple[str, str]]:
+    return [(b, p) for b in backends for p in precisions]
