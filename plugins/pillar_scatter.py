@@ -15,7 +15,7 @@ from numba import cuda, float32
 TPB = 256
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _scatter(pillar_features, coords, num_pillars, canvas):
     i = cuda.grid(1)
     nc = pillar_features.shape[1]
@@ -25,14 +25,17 @@ def _scatter(pillar_features, coords, num_pillars, canvas):
         canvas[coords[p, 0], c, coords[p, 2], coords[p, 3]] = pillar_features[p, c]
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _clear(coords, num_pillars, canvas):
-    i = cuda.grid(1)
+    # grid-stride: the last scan may have had more pillars than this launch's capacity
     nc = canvas.shape[1]
-    p = i // nc
-    if p < num_pillars[0]:
+    i = cuda.grid(1)
+    total = num_pillars[0] * nc
+    while i < total:
+        p = i // nc
         c = i - p * nc
         canvas[coords[p, 0], c, coords[p, 2], coords[p, 3]] = float32(0.0)
+        i += cuda.gridsize(1)
 
 
 def _grid(bound: int, channels: int) -> int:
@@ -46,5 +49,5 @@ def scatter_pillars(pillar_features: Any, coords: Any, num_pillars: Any, canvas:
 
 
 def clear_pillars(coords: Any, num_pillars: Any, canvas: Any, bound: int, stream: Any = 0) -> None:
-    """Enqueue zeroing of the cells that the last scatter wrote (same coords and count)."""
+    """Enqueue zeroing of the cells that the last scatter wrote (same coords and count, any count: grid-stride)."""
     _clear[_grid(bound, canvas.shape[1]), TPB, stream](coords, num_pillars, canvas)

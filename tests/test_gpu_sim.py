@@ -62,22 +62,26 @@ def check_voxelize() -> None:
     b = _crop(SCAN2, cfg)[:150]
     gv = GpuVoxelizer(cfg, SimAllocator(), max_input_points=max(len(a), len(b)))
     cv = Voxelizer(cfg)
-    for pts in (a, b, a[:120]):  # shrinking P also checks that rows [P, previous P) are zeroed
+    cap = gv.max_input_points
+    # shrinking P checks that rows [P, previous P) are zeroed; a capacity launch larger than the scan (and than
+    # the one before) checks that every count comes from device memory and nothing stale leaks between scans
+    for pts, capacity in ((a, cap), (b, cap), (a[:120], 128), (a, cap), (b[:1], 32), (b[:0], 32)):
         st = cv(pts)
-        gv.buf.points[: len(pts)].copy_to_device(pts)
-        bound = gv.enqueue(len(pts))
+        gv.buf.points[: len(pts)].copy_to_device(pts) if len(pts) else None
+        gv.buf.npts.copy_to_device(np.array([len(pts)], np.int32))
+        bound = gv.enqueue(capacity)
         cuda.synchronize()
         num = gv.buf.num_pillars.copy_to_host()
         gs = stats_from_device(num[0], gv.buf.stats.copy_to_host())
         assert gs == st, (gs, st)
-        assert st.dropped_max_pillars > 0 or pts is not a, st  # the max_pillars path is exercised
+        assert st.dropped_max_pillars > 0 or len(pts) != len(a), st  # the max_pillars path is exercised
         p = st.num_pillars
         f = gv.buf.features.copy_to_host()
         assert np.array_equal(f[:p].view(np.int32), cv.features[:p].view(np.int32)), "features differ"
         assert np.array_equal(gv.buf.coords.copy_to_host()[:p], cv.coords[:p])
         assert np.array_equal(gv.buf.npoints.copy_to_host()[:p], cv.npoints[:p])
         assert not f[p:].any(), "rows past P must be zero"
-        assert bound == min(cfg.max_pillars, len(pts))
+        assert bound == max(1, min(cfg.max_pillars, capacity))
 
 
 def check_scatter() -> None:
@@ -103,7 +107,7 @@ def check_scatter() -> None:
     d_canvas = cuda.to_device(np.zeros_like(ref))
     scatter_pillars(d_pf, d_coords, d_num, d_canvas, bound=cfg.max_pillars)
     assert np.array_equal(d_canvas.copy_to_host(), ref)
-    clear_pillars(d_coords, d_num, d_canvas, bound=cfg.max_pillars)
+    clear_pillars(d_coords, d_num, d_canvas, bound=8)  # fewer threads than pillars: the clear strides over all
     assert not d_canvas.copy_to_host().any()
 
 
@@ -164,7 +168,36 @@ def check_postprocess() -> None:
     assert out_h.copy_to_host()[0] == 0
 
 
-CHECKS = {"voxelize": check_voxelize, "scatter": check_scatter, "postprocess": check_postprocess}
+def check_pfn() -> None:
+    """The PFN kernel (BN folded, max before ReLU, rows >= P untouched) vs the checkpoint's torch PFN on the CPU."""
+    import numpy as np
+    import torch
+    from numba import cuda
+
+    from pointpillars_trt.backends.numba_pfn import G, fold_pfn, pfn_kernel
+    from pointpillars_trt.model.networks import load_checkpoint
+    from pointpillars_trt.stages.voxelize import Voxelizer
+
+    cfg = _small_cfg()
+    cv = Voxelizer(cfg)
+    p = cv(_crop(SCAN, cfg)).num_pillars
+    vfe = load_checkpoint(SHARED / "checkpoints" / "pointpillar_kitti_random_seed0.pth", cfg).vfe.eval()
+    with torch.no_grad():  # give BatchNorm real statistics so the fold is really tested
+        n = vfe.pfn_layers[0].norm
+        n.running_mean.uniform_(-0.2, 0.2)
+        n.running_var.uniform_(0.5, 1.5)
+        n.bias.uniform_(-0.3, 0.3)
+        ref = vfe(torch.from_numpy(cv.features[:p])).numpy()
+    w, b = fold_pfn(vfe)
+    out = cuda.to_device(np.full((cfg.max_pillars, w.shape[0]), 7.0, np.float32))
+    pfn_kernel[2, G * w.shape[0]](cuda.to_device(cv.features), cuda.to_device(np.array([p], np.int32)),
+                                  cuda.to_device(w), cuda.to_device(b), out)  # 2 blocks: the grid-stride loop runs
+    got = out.copy_to_host()
+    assert np.allclose(got[:p], ref, atol=1e-4), float(np.abs(got[:p] - ref).max())
+    assert (got[p:] == 7.0).all(), "rows >= P must not be written"
+
+
+CHECKS = {"voxelize": check_voxelize, "scatter": check_scatter, "postprocess": check_postprocess, "pfn": check_pfn}
 
 
 def _run_all() -> dict[str, str]:

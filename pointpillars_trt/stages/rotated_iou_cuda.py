@@ -23,7 +23,7 @@ def _corners(x, y, dx, dy, yaw, out):
 def _area(poly, n):
     a = 0.0
     for k in range(n):
-        j = (k + 1) % n
+        j = k + 1 if k + 1 < n else 0
         a += poly[k, 0] * poly[j, 1] - poly[j, 0] * poly[k, 1]
     return 0.5 * abs(a)
 
@@ -40,14 +40,16 @@ def _clip_area(pa, pb):
     for e in range(4):
         ax = pb[e, 0]
         ay = pb[e, 1]
-        bx = pb[(e + 1) % 4, 0]
-        by = pb[(e + 1) % 4, 1]
+        e1 = e + 1 if e < 3 else 0
+        bx = pb[e1, 0]
+        by = pb[e1, 1]
         m = 0
         for k in range(n):
             px = cur[k, 0]
             py = cur[k, 1]
-            qx = cur[(k + 1) % n, 0]
-            qy = cur[(k + 1) % n, 1]
+            k1 = k + 1 if k + 1 < n else 0  # (k + 1) % n without an integer division
+            qx = cur[k1, 0]
+            qy = cur[k1, 1]
             sp = (bx - ax) * (py - ay) - (by - ay) * (px - ax)
             sq = (bx - ax) * (qy - ay) - (by - ay) * (qx - ax)
             if sp >= 0:
@@ -69,18 +71,30 @@ def _clip_area(pa, pb):
 
 
 @cuda.jit(device=True)
-def bev_iou_dev(ax, ay, adx, ady, ayaw, bx, by, bdx, bdy, byaw):
-    """Rotated BEV IoU of box a and box b (float64 scalars), inter / max(union, 1e-8)."""
-    ra = 0.5 * math.sqrt(adx * adx + ady * ady)
-    rb = 0.5 * math.sqrt(bdx * bdx + bdy * bdy)
+def iou_from_corners(pa, ax, ay, ra, area_a, pb, bx, by, rb, area_b):
+    """Rotated BEV IoU from precomputed corners (CCW), centres, circumradii and areas: boxes whose circumcircles do
+    not meet skip the clipping. The NMS kernel precomputes the corners once per box instead of once per pair."""
     ddx = ax - bx
     ddy = ay - by
     inter = 0.0
     if not (ddx * ddx + ddy * ddy > (ra + rb) * (ra + rb)):
-        pa = cuda.local.array((4, 2), float64)
-        pb = cuda.local.array((4, 2), float64)
-        _corners(ax, ay, adx, ady, ayaw, pa)
-        _corners(bx, by, bdx, bdy, byaw, pb)
         inter = _clip_area(pa, pb)
-    union = adx * ady + bdx * bdy - inter
+    union = area_a + area_b - inter
     return inter / max(union, 1e-8)
+
+
+@cuda.jit(device=True)
+def box_geometry(x, y, dx, dy, yaw, corners):
+    """Fill corners (4 x 2) of a box; return (circumradius, area) in float64, as bev_iou_dev computes them."""
+    _corners(x, y, dx, dy, yaw, corners)
+    return 0.5 * math.sqrt(dx * dx + dy * dy), dx * dy
+
+
+@cuda.jit(device=True)
+def bev_iou_dev(ax, ay, adx, ady, ayaw, bx, by, bdx, bdy, byaw):
+    """Rotated BEV IoU of box a and box b (float64 scalars), inter / max(union, 1e-8)."""
+    pa = cuda.local.array((4, 2), float64)
+    pb = cuda.local.array((4, 2), float64)
+    ra, area_a = box_geometry(ax, ay, adx, ady, ayaw, pa)
+    rb, area_b = box_geometry(bx, by, bdx, bdy, byaw, pb)
+    return iou_from_corners(pa, ax, ay, ra, area_a, pb, bx, by, rb, area_b)
