@@ -1,30 +1,38 @@
 """torch backend: the PFN or RPN as a torch module on the GPU, reading and writing the pipeline's device buffers.
 
+With ``compile=True`` the module goes through ``torch.compile(mode="max-autotune-no-cudagraphs", dynamic=False)``:
+Inductor's autotuned Triton convolutions, captured inside the pipeline's own CUDA graph (hence no cudagraphs of
+Inductor's). Tuning takes about a minute per input shape the first time on a machine and a few seconds afterwards,
+from TORCHINDUCTOR_CACHE_DIR (set to the project's cache folder unless the user set it).
+
 No copies besides writing the outputs: inputs and outputs are wrapped with
 ``torch.as_tensor`` over their ``__cuda_array_interface__`` (cached per address
 and shape), and the module runs on the pipeline's stream through
 ``torch.cuda.ExternalStream``. FP16 is ``module.half()`` with casts at the edges,
 as export.py's _HalfCompute, so the buffers stay FP32 whatever the precision.
-FP32 turns TF32 off (torch enables it for cuDNN convolutions by default), so
-FP32 results stay within float32 rounding of the CPU. The RPN runs channels-last
+FP32 uses TF32 tensor cores by default, as TensorRT's FP32 engines do on Ampere and later
+(``tf32=False`` is strict FP32, within float32 rounding of the CPU; the agreement tests use it). The TF32 switch is
+torch's process-wide setting: the last runner activated decides it. The RPN runs channels-last
 in FP16 (the canvas is converted in the one cast it needs anyway); cuDNN autotunes.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.backends.base import Runner
 
 
-def _disable_tf32(torch: Any) -> None:
-    """Full-precision FP32 matmul/conv (new per-backend API where present, else the old flags)."""
-    try:
-        torch.backends.cuda.matmul.fp32_precision = "ieee"
-        torch.backends.cudnn.conv.fp32_precision = "ieee"
-    except AttributeError:
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
+def set_tf32(torch: Any, on: bool) -> None:
+    """TF32 (on) or full-precision (off) FP32 matmul/conv. Through the legacy flags only: Inductor reads the
+    precision back with torch.get_float32_matmul_precision(), which refuses a mix of the legacy and the new
+    per-backend API (seen with torch 2.11 on an H200)."""
+    torch.backends.cuda.matmul.allow_tf32 = on
+    torch.backends.cudnn.allow_tf32 = on
+    torch.set_float32_matmul_precision("high" if on else "highest")
 
 
 class TorchRunner(Runner):
@@ -32,8 +40,11 @@ class TorchRunner(Runner):
 
     name = "torch"
     device = "cuda"
+    graph_capture = "torch"  # the pipeline captures through torch.cuda.graph (torch allocates during capture)
 
-    def __init__(self, module: Any, input_name: str, output_names: tuple[str, ...], precision: str = "fp32") -> None:
+    def __init__(self, module: Any, input_name: str, output_names: tuple[str, ...], precision: str = "fp32", *,
+                 compile: bool = False, tf32: bool = True, cache_dir: str | Path | None = None,
+                 log: Callable[[str], None] | None = None) -> None:
         super().__init__()
         if precision not in ("fp32", "fp16"):
             raise UserError(f"precision must be fp32 or fp16, got {precision!r}")
@@ -45,6 +56,10 @@ class TorchRunner(Runner):
         self._views: dict[tuple, Any] = {}
         self._channels_last = False
         self._streams: dict[int, Any] = {}
+        self.compile, self.tf32 = bool(compile), bool(tf32)
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self._log = log or (lambda msg: None)
+        self._compiled_shapes: set[tuple] = set()
 
     def activate(self) -> None:
         try:
@@ -54,12 +69,19 @@ class TorchRunner(Runner):
         if not torch.cuda.is_available():
             raise UserError("the torch backend needs a CUDA GPU; torch.cuda.is_available() is False")
         if self.precision == "fp32":
-            _disable_tf32(torch)
+            set_tf32(torch, self.tf32)
         torch.backends.cudnn.benchmark = True  # fixed shapes per run: let cuDNN pick its fastest convolutions once
         m = self._cpu_module.to("cuda").eval()
         m = m.half() if self.precision == "fp16" else m
         self._channels_last = self.precision == "fp16" and self._is_conv_net(m)
         self.module = m.to(memory_format=torch.channels_last) if self._channels_last else m
+        if self.compile:
+            if self.cache_dir is not None and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(self.cache_dir / "inductor")
+            import torch._inductor.config as inductor_config
+
+            inductor_config.autotune_num_choices_displayed = 0  # no per-convolution tuning tables on the console
+            self.module = torch.compile(self.module, mode="max-autotune-no-cudagraphs", dynamic=False)
         self.is_active = True
 
     @staticmethod
@@ -112,7 +134,22 @@ class TorchRunner(Runner):
                 x = x.to(dtype=dtype, memory_format=torch.channels_last)
             elif dtype != x.dtype:
                 x = x.to(dtype)
-            y = self.module(x)
+            shape = tuple(x.shape)
+            if self.compile and shape not in self._compiled_shapes:
+                y = self._first_compiled_call(x, shape)
+            else:
+                y = self.module(x)
             ys = y if isinstance(y, tuple) else (y,)
             for name, t in zip(self._outs, ys):
                 self._tensor(out[name]).copy_(t)  # copy_ casts FP16 -> FP32 on the fly
+
+    def _first_compiled_call(self, x: Any, shape: tuple) -> Any:
+        """The first call of a shape compiles and autotunes: say so, and how long it took."""
+        where = os.environ.get("TORCHINDUCTOR_CACHE_DIR", "torch's default cache")
+        self._log(f"compiling the {self.precision} {self._in} network for shape {list(shape)} with Inductor "
+                  f"max-autotune (about a minute the first time on this machine, seconds later; cache: {where})")
+        t0 = time.perf_counter()
+        y = self.module(x)
+        self._compiled_shapes.add(shape)
+        self._log(f"compiled in {time.perf_counter() - t0:.1f} s")
+        return y
