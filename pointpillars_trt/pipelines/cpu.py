@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +30,8 @@ class ScanResult:
     detections: Detections
     stats: VoxelStats
     times: dict[str, float] = field(default_factory=dict)
+    #: GPU only, on request: the [D, 9] detection rows in device memory (``__dlpack__``), valid until the next run
+    device_rows: Any = None
 
 
 class CpuPipeline:

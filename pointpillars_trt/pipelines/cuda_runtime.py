@@ -83,6 +83,15 @@ class _CaiView:
         n = min(self.shape[0], s.stop if s.stop is not None else self.shape[0])
         return _CaiView(self.owner, self.ptr, (n, *self.shape[1:]), self.dtype)
 
+    def __dlpack__(self, stream: Any = None, **kw: Any) -> Any:
+        """DLPack capsule over this view (CUDA device 0 memory; the producer's work is complete when handed out)."""
+        from pointpillars_trt.pipelines.dlpack import to_capsule
+
+        return to_capsule(self.ptr, self.shape, self.dtype, self.__dlpack_device__(), keepalive=self)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (2, int(getattr(self.owner, "device_id", 0)))  # kDLCUDA
+
     def __repr__(self) -> str:
         return f"DeviceView(0x{self.ptr:x}, {self.shape}, {self.dtype})"
 
@@ -156,6 +165,22 @@ class Stream:
         check(self._cudart.cudaMemcpyAsync(dst.ctypes.data, src.ptr, nbytes,
                                            self._cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, self._stream), "D2H copy")
 
+    def d2d_rows(self, dst: _CaiView, src_ptr: int, src_pitch: int, row_bytes: int, rows: int) -> None:
+        """Async device-to-device copy of ``rows`` rows of ``row_bytes`` (source rows ``src_pitch`` apart) into dst."""
+        if rows:
+            check(self._cudart.cudaMemcpy2DAsync(dst.ptr, row_bytes, src_ptr, src_pitch, row_bytes, rows,
+                                                 self._cudart.cudaMemcpyKind.cudaMemcpyDeviceToDevice, self._stream),
+                  "D2D copy")
+
+    def wait_for(self, producer: int | None, event: "Event") -> None:
+        """Order this stream after everything already enqueued on ``producer`` (a raw handle; None: the legacy
+        default stream), without a host sync: record ``event`` there and wait on it here."""
+        handle = 1 if producer is None else int(producer)  # 1 = cudaStreamLegacy
+        if handle == self.handle:
+            return
+        check(self._cudart.cudaEventRecord(event._event, handle), "cudaEventRecord (producer stream)")
+        check(self._cudart.cudaStreamWaitEvent(self._stream, event._event, 0), "cudaStreamWaitEvent")
+
     def memset(self, dst: _CaiView, value: int = 0) -> None:
         check(self._cudart.cudaMemsetAsync(dst.ptr, value, dst.nbytes, self._stream), "cudaMemsetAsync")
 
@@ -174,6 +199,16 @@ class Event:
 
     def record(self, stream: Stream) -> None:
         check(self._cudart.cudaEventRecord(self._event, stream._stream), "cudaEventRecord")
+
+    def record_timing(self, stream: Stream, capturing: bool = False) -> None:
+        """Record for timing; inside a stream capture as an external event node, so that replays record it too
+        (that flag is illegal outside a capture)."""
+        cudart = self._cudart
+        if capturing:
+            check(cudart.cudaEventRecordWithFlags(self._event, stream._stream, cudart.cudaEventRecordExternal),
+                  "cudaEventRecordWithFlags")
+        else:
+            self.record(stream)
 
     def elapsed_ms(self, end: "Event") -> float:
         """Milliseconds from this event to ``end`` (both must have completed)."""

@@ -6,7 +6,7 @@ import its kernel modules); make_gpu_pipeline checks for the GPU stack.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.errors import UserError
@@ -14,9 +14,17 @@ from pointpillars_trt.errors import UserError
 
 def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, checkpoint: str | Path | None = None,
                       onnx_dir: str | Path | None = None, engines_dir: str | Path = "engines",
-                      max_batch: int = 1) -> Any:
-    """A GpuPipeline with torch runners (from the checkpoint) or TensorRT runners (engines built from onnx_dir)."""
-    from pointpillars_trt.pipelines.gpu import GpuPipeline, require_gpu_stack
+                      max_batch: int = 1, graph: bool = True, compile: bool = True, tf32: bool = True,
+                      fold: bool = True, pfn_kernel: bool = True, max_points: int | None = None,
+                      log: Callable[[str], None] | None = None) -> Any:
+    """A GpuPipeline with torch runners (from the checkpoint) or TensorRT runners (engines built from onnx_dir).
+
+    graph: one captured CUDA graph per shape (False: launch by launch); compile: the torch backend's RPN through
+    Inductor max-autotune (BN-folded, fused heads either way); tf32: FP32 convolutions on TF32 tensor cores, as
+    TensorRT's FP32 engines do (False: strict FP32); fold=False keeps the checkpoint's RPN as it is (BatchNorm
+    and ZeroPad as separate ops, three heads, the PFN in torch: OpenPCDet-style eager execution, the bench's
+    baseline); pfn_kernel=False runs the PFN in torch instead of backends/numba_pfn.py's kernel."""
+    from pointpillars_trt.pipelines.gpu import DEFAULT_MAX_POINTS, GpuPipeline, require_gpu_stack
 
     require_gpu_stack()
     if precision not in ("fp32", "fp16"):
@@ -24,18 +32,25 @@ def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, 
     if backend == "torch":
         from pointpillars_trt.model import tensor_names as tn
         from pointpillars_trt.backends.torch_runner import TorchRunner
+        from pointpillars_trt.model.inference import fold_rpn
         from pointpillars_trt.model.networks import load_checkpoint
 
         if checkpoint is None:
             raise UserError("the torch backend needs --checkpoint")
         nets = load_checkpoint(checkpoint, cfg)
-        pfn = TorchRunner(nets.vfe, tn.PFN_INPUT, (tn.PFN_OUTPUT,), precision)
-        rpn = TorchRunner(nets.rpn, tn.RPN_INPUT, tn.RPN_OUTPUTS, precision)
+        if pfn_kernel and fold:  # the PFN as one Numba kernel over the real pillars only (backends/numba_pfn.py)
+            from pointpillars_trt.backends.numba_pfn import NumbaPfnRunner
+
+            pfn = NumbaPfnRunner(nets.vfe, tn.PFN_INPUT, tn.PFN_OUTPUT)
+        else:
+            pfn = TorchRunner(nets.vfe, tn.PFN_INPUT, (tn.PFN_OUTPUT,), precision, tf32=tf32)
+        rpn = TorchRunner(fold_rpn(nets.rpn) if fold else nets.rpn, tn.RPN_INPUT, tn.RPN_OUTPUTS, precision, compile=compile, tf32=tf32,
+                          cache_dir=Path(engines_dir), log=log)
     elif backend == "tensorrt":
         pfn, rpn = _tensorrt_runners(cfg, precision, onnx_dir, Path(engines_dir))
     else:
         raise UserError(f"backend {backend!r} does not run on the GPU pipeline (torch or tensorrt)")
-    return GpuPipeline(cfg, pfn, rpn, max_batch=max_batch)
+    return GpuPipeline(cfg, pfn, rpn, max_batch=max_batch, max_points=max_points or DEFAULT_MAX_POINTS, graph=graph)
 
 
 def _tensorrt_runners(cfg: PointPillarsConfig, precision: str, onnx_dir: str | Path | None,

@@ -1,34 +1,51 @@
-"""The GPU pipeline: one upload, voxelize -> PFN -> scatter -> RPN -> decode + NMS on one stream, one download, one sync.
+"""The GPU pipeline: upload, voxelize -> PFN -> scatter -> RPN -> decode + NMS, download, on one stream; by default
+one captured CUDA graph per (batch size, point-capacity bucket, input source), replayed for every scan.
 
-Every buffer is allocated in __init__; stages share them by address (the
-voxelizer writes the PFN input, the PFN the scatter input, the scatter the RPN
-input). The PFN runs on P_bound = min(max_pillars, N) rows, a shape the host
-knows before the upload; rows past the real pillar count are zero and the
-scatter ignores them (it reads the count from device memory). Per-stage times
-come from CUDA events read after the one stream synchronise.
+Every buffer is allocated in __init__ (sized for max_points per scan and max_batch scans); stages share them by
+address. Kernels read their counts (points, pillars, candidates) from device memory and launch over the bucket's
+capacity, so nothing in a graph depends on a host-side count and a graph captured for one scan replays for any
+other that fits its bucket. Buckets are powers of two from 16k points up to max_points: a sparse scan does not pay
+for a dense one (the PFN runs on min(max_pillars, bucket) rows, the per-point kernels on `bucket` threads).
+The launch-by-launch path (graph=False) enqueues exactly the same work without capture: the baseline `bench`
+compares against, and the fallback. One stream synchronise per call, at the end.
 """
 from __future__ import annotations
 
-from typing import Any
+from collections import OrderedDict
+from typing import Any, Sequence
 
 import numpy as np
 
-from pointpillars_trt.model import tensor_names as tn
-from pointpillars_trt.stages.anchors import make_anchors
 from pointpillars_trt.backends.base import Runner
-from pointpillars_trt.model.config import PointPillarsConfig
-from pointpillars_trt.io.detections import Detections
 from pointpillars_trt.errors import UserError
+from pointpillars_trt.io.detections import Detections
+from pointpillars_trt.model import tensor_names as tn
+from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.pipelines.cpu import STAGES, ScanResult
-from pointpillars_trt.stages.voxelize import VoxelStats
 from pointpillars_trt.pipelines.cuda_runtime import DeviceBuffer, Event, PinnedBuffer, Stream
-from pointpillars_trt.stages.postprocess_cuda import HEADER, GpuPostprocess, HeadViews
+from pointpillars_trt.pipelines.graphs import make_graph
+from pointpillars_trt.pipelines.inputs import DevicePoints
 from pointpillars_trt.pipelines.seam import BufferAllocator, numba_stream, numba_view
+from pointpillars_trt.plugins.pillar_scatter import clear_pillars, scatter_pillars
+from pointpillars_trt.stages.anchors import make_anchors
+from pointpillars_trt.stages.postprocess_cuda import HEADER, GpuPostprocess, HeadViews
+from pointpillars_trt.stages.voxelize import VoxelStats
 from pointpillars_trt.stages.voxelize_cuda import GpuVoxelizer
 
-#: event order within a scan; times[k] = elapsed(EVENTS[i-1] -> EVENTS[i])
+#: event order within a call; times[k] = elapsed(EVENTS[i-1] -> EVENTS[i])
 EVENTS = ("start", "h2d", "voxelize", "pfn", "scatter", "rpn", "postprocess", "d2h")
 DEFAULT_MAX_POINTS = 400_000
+MIN_BUCKET = 1 << 14
+ROW = 9  # floats per detection: x, y, z, dx, dy, dz, yaw, score, label
+
+
+def point_buckets(max_points: int) -> tuple[int, ...]:
+    """Capacities a scan is rounded up to: 16k, 32k, ... (powers of two below max_points), then max_points."""
+    caps, c = [], MIN_BUCKET
+    while c < max_points:
+        caps.append(c)
+        c *= 2
+    return (*caps, int(max_points))
 
 
 def require_gpu_stack() -> None:
@@ -45,11 +62,37 @@ def require_gpu_stack() -> None:
                         "use --device cpu")
 
 
+class _Item:
+    """The per-scan state of one batch slot: voxelizer, post-processing, and views of the shared buffers."""
+
+    def __init__(self, b: int, cfg: PointPillarsConfig, alloc: BufferAllocator, max_points: int, counts: DeviceBuffer,
+                 pillar_features: DeviceBuffer, heads: dict[str, DeviceBuffer], out: DeviceBuffer) -> None:
+        self.vox = GpuVoxelizer(cfg, alloc, max_points, batch_index=b, name=f"b{b}_",
+                                npts=numba_view(counts.view((1,), np.int32, 4 * b)))
+        self.points = alloc.buffers[f"b{b}_points"]
+        self.features = alloc.buffers[f"b{b}_features"]
+        P, C = cfg.max_pillars, cfg.pfn_filters
+        self.pf = pillar_features.view((P, C), np.float32, b * P * C * 4)
+        self.pf_nb = numba_view(self.pf)
+        A = cfg.num_anchors
+
+        def head(name: str, ch: int) -> Any:
+            return numba_view(heads[name].view((A * ch,), np.float32, b * A * ch * 4))
+
+        self.heads = HeadViews(head(tn.RPN_OUTPUTS[0], cfg.num_classes), head(tn.RPN_OUTPUTS[1], 7),
+                               head(tn.RPN_OUTPUTS[2], cfg.num_dir_bins))
+        self.post = GpuPostprocess(cfg, alloc, make_anchors(cfg), name=f"b{b}_")
+        row0 = b * (HEADER + cfg.max_det * ROW) * 4
+        self.header = numba_view(out.view((HEADER,), np.int32, row0))
+        self.dets = numba_view(out.view((cfg.max_det, ROW), np.float32, row0 + HEADER * 4))
+        self.out_offset = row0
+
+
 class GpuPipeline:
-    """Runs one scan at a time through two GPU runners (torch or TensorRT) and the Numba kernels."""
+    """Runs scans (one, or a batch of up to max_batch) through two GPU runners (torch or TensorRT) and the kernels."""
 
     def __init__(self, cfg: PointPillarsConfig, pfn_runner: Runner, rpn_runner: Runner, max_batch: int = 1,
-                 max_points: int = DEFAULT_MAX_POINTS) -> None:
+                 max_points: int = DEFAULT_MAX_POINTS, graph: bool = True, max_graphs: int = 24) -> None:
         require_gpu_stack()
         from numba import config as numba_config
 
@@ -57,129 +100,217 @@ class GpuPipeline:
         for r in (pfn_runner, rpn_runner):
             if getattr(r, "device", "cpu") != "cuda":
                 raise UserError(f"GpuPipeline needs GPU runners (device 'cuda'), got {r!r} on {r.device}")
+        if max_batch < 1 or max_points < 1:
+            raise UserError(f"max_batch and max_points must be at least 1, got {max_batch} and {max_points}")
         self.cfg, self.pfn, self.rpn = cfg, pfn_runner, rpn_runner
         self.max_batch, self.max_points = int(max_batch), int(max_points)
+        self.use_graph, self.max_graphs = bool(graph), int(max_graphs)
+        self.buckets = point_buckets(self.max_points)
         self.stream = Stream()
         self._ns = numba_stream(self.stream.handle)
         self.alloc = alloc = BufferAllocator()
-        self.vox = GpuVoxelizer(cfg, alloc, self.max_points)
         nx, ny, _ = cfg.grid_size
         fx, fy = cfg.feature_map_size
         ch = cfg.head_channels
-        P = cfg.max_pillars
-        self.pillar_features = DeviceBuffer((P, cfg.pfn_filters), np.float32)
-        self.canvas = DeviceBuffer((self.max_batch, cfg.pfn_filters, ny, nx), np.float32)
-        self.heads = {name: DeviceBuffer((self.max_batch, fy, fx, ch[k]), np.float32)
-                      for name, k in zip(tn.RPN_OUTPUTS, ("cls", "box", "dir"))}
-        A = cfg.num_anchors
-        cls_b, box_b, dir_b = (self.heads[n] for n in tn.RPN_OUTPUTS)
-        self._head_views = HeadViews(numba_view(cls_b.view((A * cfg.num_classes,))),
-                                     numba_view(box_b.view((A * 7,))),
-                                     numba_view(dir_b.view((A * cfg.num_dir_bins,))))
-        self._pf_nb = numba_view(self.pillar_features)
+        B, P = self.max_batch, cfg.max_pillars
+        self.counts = DeviceBuffer((B,), np.int32)
+        self.counts_host = PinnedBuffer((B,), np.int32)
+        self.pillar_features = DeviceBuffer((B, P, cfg.pfn_filters), np.float32)
+        self.canvas = DeviceBuffer((B, cfg.pfn_filters, ny, nx), np.float32)
         self._canvas_nb = numba_view(self.canvas)
-        self.post = GpuPostprocess(cfg, alloc, make_anchors(cfg))
-        nout = HEADER + cfg.max_det * 9
-        self.out = DeviceBuffer((nout,), np.float32)
-        self._header_nb = numba_view(self.out.view((HEADER,), np.int32))
-        self._dets_nb = numba_view(self.out.view((cfg.max_det, 9), np.float32, HEADER * 4))
-        self.out_host = PinnedBuffer((nout,), np.float32)
-        self.points_host = PinnedBuffer((self.max_points, 4), np.float32)
+        self.heads = {name: DeviceBuffer((B, fy, fx, ch[k]), np.float32)
+                      for name, k in zip(tn.RPN_OUTPUTS, ("cls", "box", "dir"))}
+        nout = HEADER + cfg.max_det * ROW
+        self.out = DeviceBuffer((B, nout), np.float32)
+        self.out_host = PinnedBuffer((B, nout), np.float32)
+        self.points_host = PinnedBuffer((B, self.max_points, 4), np.float32)
+        self.items = [_Item(b, cfg, alloc, self.max_points, self.counts, self.pillar_features, self.heads, self.out)
+                      for b in range(B)]
         self.events = {name: Event() for name in EVENTS}
-        self._last_bound = 0
+        self._wait_event = Event()
+        self._graphs: OrderedDict[tuple, Any] = OrderedDict()
+        self._graph_kind = "torch" if "torch" in (getattr(pfn_runner, "graph_capture", ""),
+                                                  getattr(rpn_runner, "graph_capture", "")) else "cuda"
+        #: bytes moved per direction since creation: point data H2D / D2D, counts H2D, results D2H
+        self.transfers = {"h2d": 0, "d2d": 0, "h2d_meta": 0, "d2h": 0}
+        self.replays = 0
+        self.captures = 0
+        self._capturing = False
 
     # ---- lifetime -------------------------------------------------------------
     def __enter__(self) -> "GpuPipeline":
         self.pfn.__enter__()
         self.rpn.__enter__()
-        max_shape = getattr(self.pfn, "max_shape", None)
-        if callable(max_shape):
-            pmax = int(max_shape(tn.PFN_INPUT)[0])
-            if pmax < self.cfg.max_pillars:
-                raise UserError(f"the PFN engine's profile allows {pmax} pillars, the config {self.cfg.max_pillars}; "
-                                f"rebuild the engines with --max-pillars {self.cfg.max_pillars}")
+        for runner, name, want, what in ((self.pfn, tn.PFN_INPUT, self.cfg.max_pillars, "pillars"),
+                                         (self.rpn, tn.RPN_INPUT, self.max_batch, "batch")):
+            max_shape = getattr(runner, "max_shape", None)
+            if callable(max_shape) and int(max_shape(name)[0]) < want:
+                raise UserError(f"the {name} engine's profile allows {int(max_shape(name)[0])} {what}, the pipeline "
+                                f"needs {want}; rebuild the engines (build --max-pillars / --max-batch)")
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close_graphs()
         self.pfn.__exit__(*exc)
         self.rpn.__exit__(*exc)
 
-    # ---- one scan ---------------------------------------------------------------
-    def _check_points(self, points: np.ndarray) -> np.ndarray:
-        pts = np.asarray(points)
-        if pts.ndim != 2 or pts.shape[1] < 4:
-            raise UserError(f"points must be [N, >=4], got shape {pts.shape}")
-        if len(pts) > self.max_points:
-            raise UserError(f"scan has {len(pts)} points; the GPU pipeline was sized for {self.max_points} "
-                            f"(pass max_points)")
-        return pts
+    def close_graphs(self) -> None:
+        """Free every captured graph (they are rebuilt on demand)."""
+        for g in self._graphs.values():
+            g.free()
+        self._graphs.clear()
 
-    def enqueue(self, points: np.ndarray) -> int:
-        """Enqueue every stage of one scan on the stream (no sync); returns P_bound."""
-        pts = self._check_points(points)
-        n = len(pts)
-        ev, s, ns, b = self.events, self.stream, self._ns, self.vox.buf
-        self.points_host.array[:n] = pts[:, :4]
-        ev["start"].record(s)
-        s.h2d(self.alloc.buffers["points"], self.points_host.array, n * 16)
-        ev["h2d"].record(s)
-        from pointpillars_trt.plugins.pillar_scatter import clear_pillars, scatter_pillars
+    # ---- input ------------------------------------------------------------------
+    def _check(self, scan: Any) -> int:
+        if isinstance(scan, DevicePoints):
+            n = int(scan.n)
+        else:
+            if not isinstance(scan, np.ndarray) or scan.ndim != 2 or scan.shape[1] < 4 or scan.dtype != np.float32:
+                got = f"{type(scan).__name__} {getattr(scan, 'dtype', '')} {getattr(scan, 'shape', '')}"
+                raise UserError(f"points must be a float32 [N, >=4] array (x, y, z, intensity first), got {got}")
+            n = len(scan)
+        if n > self.max_points:
+            raise UserError(f"scan has {n} points; the GPU pipeline was sized for {self.max_points} (pass max_points)")
+        return n
 
-        clear_pillars(b.coords, b.num_pillars, self._canvas_nb, self._last_bound, ns)  # the last scan's cells
-        bound = self.vox.enqueue(n, ns)
-        ev["voxelize"].record(s)
-        self.pfn.infer({tn.PFN_INPUT: self.alloc.buffers["features"][:bound]},
-                       {tn.PFN_OUTPUT: self.pillar_features[:bound]}, s.handle)
-        ev["pfn"].record(s)
-        scatter_pillars(self._pf_nb, b.coords, b.num_pillars, self._canvas_nb, bound, ns)
-        self._last_bound = bound
-        ev["scatter"].record(s)
-        self.rpn.infer({tn.RPN_INPUT: self.canvas[:1]}, {k: v[:1] for k, v in self.heads.items()}, s.handle)
-        ev["rpn"].record(s)
-        self.post.enqueue(self._head_views, b.num_pillars, b.stats, self._header_nb, self._dets_nb, ns)
-        ev["postprocess"].record(s)
-        s.d2h(self.out_host.array, self.out, self.out.nbytes)
-        ev["d2h"].record(s)
-        return bound
+    def bucket(self, n: int) -> int:
+        """The smallest capacity that holds n points."""
+        return next(c for c in self.buckets if c >= n)
 
-    def run(self, points: np.ndarray) -> ScanResult:
-        """Detect objects in one [N, 4] float32 scan: one upload, one download, one stream synchronise."""
-        pts = self._check_points(points)
-        if len(pts) == 0:
-            return ScanResult(Detections.empty(), VoxelStats(0, 0, 0, 0, 0), {k: 0.0 for k in (*STAGES, "total")})
-        self.enqueue(pts)
+    def _stage_inputs(self, scans: Sequence[Any], counts: list[int]) -> str:
+        """Host scans into pinned memory; device scans copied D2D into their slot now (after the producer's
+        stream), so the graph never reads foreign memory. Returns the graph's source key ('host' or 'device')."""
+        s = self.stream
+        device = any(isinstance(x, DevicePoints) for x in scans)
+        self.counts_host.array[: len(scans)] = counts
+        for b, (scan, n) in enumerate(zip(scans, counts)):
+            item = self.items[b]
+            if isinstance(scan, DevicePoints):
+                s.wait_for(scan.stream, self._wait_event)
+                s.d2d_rows(item.points, scan.ptr, scan.row_stride_bytes, 16, n)
+                self.transfers["d2d"] += 16 * n
+            else:
+                self.points_host.array[b, :n] = scan[:, :4]
+                if device:  # mixed batch: this host scan is uploaded outside the graph
+                    s.h2d(item.points, self.points_host.array[b], 16 * n)
+                    self.transfers["h2d"] += 16 * n
+        return "device" if device else "host"
+
+    # ---- the work of one call ------------------------------------------------------
+    def enqueue(self, batch: int, capacity: int, source: str = "host") -> None:
+        """Enqueue every stage for `batch` scans of up to `capacity` points (no sync, no host-side counts)."""
+        ev, s, ns, cap_ = self.events, self.stream, self._ns, self._capturing
+        items = self.items[:batch]
+        cap_p = items[0].vox.pillar_capacity(capacity)
+        ev["start"].record_timing(s, cap_)
+        s.h2d(self.counts, self.counts_host.array, 4 * batch)
+        if source == "host":
+            for b, it in enumerate(items):
+                s.h2d(it.points, self.points_host.array[b], 16 * capacity)
+        ev["h2d"].record_timing(s, cap_)
+        for it in items:  # zero the canvas cells the slot's last scan wrote (its coords/count, before voxelize)
+            clear_pillars(it.vox.buf.coords, it.vox.buf.num_pillars, self._canvas_nb, cap_p, ns)
+            it.vox.enqueue(capacity, ns)
+        ev["voxelize"].record_timing(s, cap_)
+        counts = getattr(self.pfn, "accepts_counts", False)  # a runner that can skip rows >= P gets P's address
+        for it in items:
+            feed = {tn.PFN_INPUT: it.features[:cap_p]}
+            if counts:
+                feed["num_pillars"] = it.vox.buf.num_pillars
+            self.pfn.infer(feed, {tn.PFN_OUTPUT: it.pf[:cap_p]}, s.handle)
+        ev["pfn"].record_timing(s, cap_)
+        for it in items:
+            scatter_pillars(it.pf_nb, it.vox.buf.coords, it.vox.buf.num_pillars, self._canvas_nb, cap_p, ns)
+        ev["scatter"].record_timing(s, cap_)
+        self.rpn.infer({tn.RPN_INPUT: self.canvas[:batch]}, {k: v[:batch] for k, v in self.heads.items()}, s.handle)
+        ev["rpn"].record_timing(s, cap_)
+        for it in items:
+            it.post.enqueue(it.heads, it.vox.buf.num_pillars, it.vox.buf.stats, it.header, it.dets, ns)
+        ev["postprocess"].record_timing(s, cap_)
+        s.d2h(self.out_host.array, self.out, self.out.nbytes // self.max_batch * batch)
+        ev["d2h"].record_timing(s, cap_)
+
+    def _count(self, batch: int, capacity: int, source: str) -> None:
+        self.transfers["h2d_meta"] += 4 * batch
+        if source == "host":
+            self.transfers["h2d"] += 16 * capacity * batch
+        self.transfers["d2h"] += self.out.nbytes // self.max_batch * batch
+
+    def run_batch(self, scans: Sequence[Any], keep_on_device: bool = False) -> list[ScanResult]:
+        """Detect objects in up to max_batch scans (NumPy [N, >=4] float32 or DevicePoints): one sync."""
+        if not 1 <= len(scans) <= self.max_batch:
+            raise UserError(f"a batch holds 1 to {self.max_batch} scans (max_batch), got {len(scans)}")
+        counts = [self._check(x) for x in scans]
+        if len(scans) == 1 and counts[0] == 0:  # nothing to detect: no GPU work (as the CPU pipeline)
+            return [ScanResult(Detections.empty(), VoxelStats(0, 0, 0, 0, 0), {k: 0.0 for k in (*STAGES, "total")})]
+        batch, cap = len(scans), self.bucket(max(counts))
+        source = self._stage_inputs(scans, counts)
+        key = (batch, cap, source)
+        g = self._graphs.get(key) if self.use_graph else None
+        if g is not None:
+            self._graphs.move_to_end(key)
+            g.replay(self.stream.handle)
+            self.replays += 1
+        else:
+            self.enqueue(batch, cap, source)  # the first scan of a shape runs eagerly: it also warms everything up
+        self._count(batch, cap, source)
         self.stream.synchronize()
-        return self._result()
+        if self.use_graph and g is None:
+            self._capture(key)
+        return [self._result(b, keep_on_device) for b in range(batch)]
 
-    def _result(self) -> ScanResult:
-        h = self.out_host.array[:HEADER].view(np.int32)
+    def run(self, scan: Any, keep_on_device: bool = False) -> ScanResult:
+        """Detect objects in one scan: one upload (none for device input), one download, one synchronise."""
+        return self.run_batch([scan], keep_on_device)[0]
+
+    def _capture(self, key: tuple) -> None:
+        """Capture the work of `key` into a graph (nothing runs), evicting the least recently used beyond max_graphs."""
+        while len(self._graphs) >= self.max_graphs:
+            self._graphs.popitem(last=False)[1].free()
+        g = make_graph(self._graph_kind)
+        self._capturing = True
+        try:
+            g.capture(self.stream.handle, lambda: self.enqueue(*key))
+        finally:
+            self._capturing = False
+        self._graphs[key] = g
+        self.captures += 1
+
+    def _result(self, b: int, keep_on_device: bool) -> ScanResult:
+        row = self.out_host.array[b]
+        h = row[:HEADER].view(np.int32)
         ndet = int(h[0])
         stats = VoxelStats(int(h[1]), int(h[2]), int(h[3]), int(h[4]), int(h[5]))
-        rows = self.out_host.array[HEADER: HEADER + ndet * 9].reshape(ndet, 9).copy()
-        return ScanResult(Detections.from_array(rows), stats, self.times())
+        dets = Detections.from_array(row[HEADER: HEADER + ndet * ROW].reshape(ndet, ROW).copy())
+        dev = self.out.view((ndet, ROW), np.float32, self.items[b].out_offset + HEADER * 4) if keep_on_device else None
+        return ScanResult(dets, stats, self.times(), device_rows=dev)
 
     def times(self) -> dict[str, float]:
-        """Seconds per stage of the last scan (CUDA events), plus h2d, d2h and total."""
+        """Seconds per stage of the last call (CUDA events, inside the graph when replayed), plus total."""
         ev = self.events
         t = {name: ev[EVENTS[i - 1]].elapsed_ms(ev[name]) / 1e3 for i, name in enumerate(EVENTS) if i > 0}
         t["total"] = ev["start"].elapsed_ms(ev["d2h"]) / 1e3
         return t
 
+    def graph_info(self) -> dict[str, Any]:
+        """Captured graphs (batch, capacity, source), replay and capture counts."""
+        return {"graphs": [list(k) for k in self._graphs], "replays": self.replays, "captures": self.captures,
+                "kind": self._graph_kind}
+
     # ---- debugging ----------------------------------------------------------------
-    def snapshot(self) -> dict[str, np.ndarray]:
-        """Host copies of the last scan's intermediate buffers (syncs; for tests, never on the hot path)."""
+    def snapshot(self, b: int = 0) -> dict[str, Any]:
+        """Host copies of slot b's last intermediate buffers (syncs; for tests, never on the hot path)."""
         self.stream.synchronize()
-        b = self.vox.buf
-        num = b.num_pillars.copy_to_host()
-        p = int(num[0])
+        buf = self.items[b].vox.buf
+        p = int(buf.num_pillars.copy_to_host()[0])
         from numba import cuda
 
-        def host(buf: Any) -> np.ndarray:
-            return numba_view(buf).copy_to_host()
+        def host(x: Any) -> np.ndarray:
+            return numba_view(x).copy_to_host()
 
-        out = {"num_pillars": p, "features": b.features.copy_to_host()[:p], "coords": b.coords.copy_to_host()[:p],
-               "npoints": b.npoints.copy_to_host()[:p], "pillar_features": host(self.pillar_features)[:p],
-               "canvas": host(self.canvas)[:1]}
-        out.update({k: host(v)[:1] for k, v in self.heads.items()})
+        out = {"num_pillars": p, "features": buf.features.copy_to_host()[:p], "coords": buf.coords.copy_to_host()[:p],
+               "npoints": buf.npoints.copy_to_host()[:p], "pillar_features": host(self.items[b].pf)[:p],
+               "canvas": host(self.canvas)[b: b + 1]}
+        out.update({k: host(v)[b: b + 1] for k, v in self.heads.items()})
         cuda.synchronize()
         return out

@@ -44,6 +44,23 @@ def time_pipeline(pipe: Any, scans: Sequence[np.ndarray], iters: int, warmup: in
     return out
 
 
+def throughput(pipe: Any, scans: Sequence[Any], batch: int, iters: int, warmup: int = 3) -> dict[str, float]:
+    """Scans per second, host to host, running batches of `batch` scans (cycling through ``scans``) back to back."""
+    groups = [[scans[(i * batch + k) % len(scans)] for k in range(batch)] for i in range(max(iters, 1))]
+    for g in groups[:warmup]:
+        pipe.run_batch(g)
+    walls = []
+    t_start = time.perf_counter()
+    for g in groups:
+        t0 = time.perf_counter()
+        pipe.run_batch(g)
+        walls.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - t_start
+    w = np.asarray(walls) * 1e3
+    return {"batch": batch, "scans_per_s": batch * len(groups) / elapsed, "batch_p50_ms": float(np.median(w)),
+            "batch_p99_ms": float(np.percentile(w, 99))}
+
+
 def summarize(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
     """{stage: {median_ms, p99_ms, mean_ms}}."""
     res = {}

@@ -1,0 +1,77 @@
+"""CUDA graph capture and replay of everything a scan enqueues on the pipeline's stream.
+
+Two flavours with the same three methods (capture, replay, free): ``CudaGraph`` uses cuda-python's stream capture
+directly (TensorRT and Numba only); ``TorchGraph`` captures through ``torch.cuda.graph`` so that the memory torch
+allocates during capture comes from a private pool that lives as long as the graph (the torch backend needs it).
+Numba kernels launched on ``cuda.external_stream`` of the same stream are captured by either.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from pointpillars_trt.pipelines.cuda_runtime import _cudart, check
+
+
+class CudaGraph:
+    """A graph captured with cudaStreamBeginCapture on a raw stream and launched with cudaGraphLaunch."""
+
+    def __init__(self) -> None:
+        self._rt = _cudart()
+        self._graph: Any = None
+        self._exec: Any = None
+
+    def capture(self, stream: int, enqueue: Callable[[], None]) -> None:
+        """Record everything ``enqueue`` puts on ``stream`` (nothing runs), then instantiate it."""
+        rt = self._rt
+        check(rt.cudaStreamBeginCapture(stream, rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal),
+              "cudaStreamBeginCapture")
+        try:
+            enqueue()
+        finally:
+            self._graph = check(rt.cudaStreamEndCapture(stream), "cudaStreamEndCapture")
+        self._exec = check(rt.cudaGraphInstantiate(self._graph, 0), "cudaGraphInstantiate")
+
+    def replay(self, stream: int) -> None:
+        check(self._rt.cudaGraphLaunch(self._exec, stream), "cudaGraphLaunch")
+
+    def free(self) -> None:
+        if self._exec is not None:
+            self._rt.cudaGraphExecDestroy(self._exec)
+            self._exec = None
+        if self._graph is not None:
+            self._rt.cudaGraphDestroy(self._graph)
+            self._graph = None
+
+
+class TorchGraph:
+    """A graph captured through torch.cuda.graph on the pipeline's stream; all graphs share one memory pool."""
+
+    _pool: Any = None
+
+    def __init__(self) -> None:
+        import torch
+
+        self._torch = torch
+        self._g = torch.cuda.CUDAGraph()
+        if TorchGraph._pool is None:
+            TorchGraph._pool = torch.cuda.graph_pool_handle()
+
+    def capture(self, stream: int, enqueue: Callable[[], None]) -> None:
+        torch = self._torch
+        s = torch.cuda.ExternalStream(stream)
+        with torch.cuda.graph(self._g, pool=TorchGraph._pool, stream=s, capture_error_mode="thread_local"):
+            enqueue()
+
+    def replay(self, stream: int) -> None:
+        # CUDAGraph.replay launches on torch's current stream: make it ours for the call
+        torch = self._torch
+        with torch.cuda.stream(torch.cuda.ExternalStream(stream)):
+            self._g.replay()
+
+    def free(self) -> None:
+        self._g.reset()
+
+
+def make_graph(kind: str) -> CudaGraph | TorchGraph:
+    """'torch' when a runner allocates through torch during capture, else 'cuda'."""
+    return TorchGraph() if kind == "torch" else CudaGraph()
