@@ -11,11 +11,12 @@ from pointpillars_trt.errors import UserError
 from pointpillars_trt.model.config import AnchorClass, PointPillarsConfig
 
 __version__ = "0.1.0"
-__all__ = ["AnchorClass", "Detections", "Detector", "DevicePoints", "PointPillarsConfig", "ScanResult", "UserError",
+__all__ = ["AnchorClass", "Calib", "Detections", "Detector", "DevicePoints", "PointPillarsConfig", "ScanResult", "UserError",
            "VoxelStats", "__version__"]
 
 _LAZY = {
     "Detector": "pointpillars_trt.api",
+    "Calib": "pointpillars_trt.io.kitti",
     "Detections": "pointpillars_trt.io.detections",
     "ScanResult": "pointpillars_trt.pipelines.cpu",
     "DevicePoints": "pointpillars_trt.pipelines.inputs",
