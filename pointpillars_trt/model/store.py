@@ -71,7 +71,8 @@ def from_onnx_dir(onnx_dir: str | Path, cfg: PointPillarsConfig, config_name: st
 
     m = read_manifest(onnx_dir)
     if m.get("config") != cfg.to_dict():
-        raise UserError(f"{onnx_dir} was exported with a different config than {config_name}; pass the matching --config")
+        raise UserError(f"{onnx_dir} was exported with a different config than {config_name}; "
+                        "pass the matching config (--config, or config= in the API)")
     ck = m.get("checkpoint") or {}
     ckpt = Path(ck["path"]) if ck.get("path") and Path(ck["path"]).is_file() else None
     return ModelFiles(Path(onnx_dir), ckpt, "random-init" in json.dumps(ck))
