@@ -1,95 +1,29 @@
-"""From command-line model options to a ready pipeline: config, model files (checkpoint -> ONNX cache), backend choice.
-
-Shared by infer, eval --data, view and bench so every command takes the same
---checkpoint / --onnx-dir / --random-init / --precision / --backend / --device.
+"""The public Python API: a Detector built once (from a checkpoint, an `export` folder or the default model) and
+called per scan, per batch, or over a stream of files. The commands make their detectors through it too.
 """
 from __future__ import annotations
 
-import argparse
-import json
-from dataclasses import dataclass
+import os
+import warnings
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
 
 from pointpillars_trt import log
+from pointpillars_trt.errors import UserError
+from pointpillars_trt.io.detections import Detections
+from pointpillars_trt.model import store
 from pointpillars_trt.model import tensor_names as tn
 from pointpillars_trt.model.config import PointPillarsConfig
-from pointpillars_trt.errors import UserError
+from pointpillars_trt.pipelines.cpu import ScanResult
+from pointpillars_trt.pipelines.inputs import as_scan
+from pointpillars_trt.pipelines.prefetch import prefetched
 
 BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime")
-
-
-def add_model_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
-    """The model/backend options every detecting command shares."""
-    g = p.add_argument_group("model (one of)")
-    g.add_argument("--checkpoint", type=Path, help="OpenPCDet checkpoint (.pth with 'model_state'); exported to ONNX once and cached")
-    g.add_argument("--onnx-dir", type=Path, help="directory written by `export` (pfn/rpn_fp32/fp16.onnx + manifest.json)")
-    g.add_argument("--random-init", action="store_true",
-                   help="a seeded random-init model the project makes itself: UNTRAINED, for trying the tool only")
-    b = p.add_argument_group("backend")
-    b.add_argument("--config", type=Path, help="OpenPCDet model YAML (pointpillar.yaml layout); default: KITTI PointPillars")
-    b.add_argument("--precision", choices=tn.PRECISIONS, default="fp32", help="which exported graph to run (default fp32)")
-    b.add_argument("--backend", choices=BACKENDS, default="auto",
-                   help="auto: tensorrt, else torch on a GPU, else onnxruntime on the CPU")
-    b.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto", help="where to run (default: cuda if available)")
-    b.add_argument("--cache-dir", type=Path, default=Path("engines"),
-                   help="where exported ONNX files and built engines are cached (default ./engines)")
-    b.add_argument("--threads", type=int, default=None, help="CPU threads for onnxruntime (default: all cores)")
-    p.set_defaults(_model_required=required)
-
-
-def load_config(args: argparse.Namespace) -> PointPillarsConfig:
-    return PointPillarsConfig.from_openpcdet_yaml(args.config) if args.config else PointPillarsConfig()
-
-
-def _export_cached(checkpoint: Path, cfg: PointPillarsConfig, cache_dir: Path) -> Path:
-    """Export a checkpoint to cache_dir/onnx/<checkpoint sha12>_<config hash>/ once; later runs reuse it."""
-    from pointpillars_trt.model.export import export_onnx
-    from pointpillars_trt.model.hashing import file_sha256
-    from pointpillars_trt.model.networks import load_checkpoint
-
-    if not checkpoint.is_file():
-        raise UserError(f"checkpoint not found: {checkpoint}")
-    out = cache_dir / "onnx" / f"{file_sha256(checkpoint)[:12]}_{cfg.digest()}"
-    mf = out / tn.MANIFEST
-    if mf.is_file():
-        try:
-            if json.loads(mf.read_text()).get("config") == cfg.to_dict():
-                return out
-            log.info(f"cached ONNX in {out} does not match the config: re-exporting")
-        except json.JSONDecodeError:
-            log.info(f"cached ONNX manifest {mf} is unreadable: re-exporting")
-    nets = load_checkpoint(checkpoint, cfg)
-    log.info(f"exporting {checkpoint} to ONNX (FP32 + FP16) in {out} (once; ~30 s)")
-    export_onnx(nets, out, checkpoint=checkpoint, force=True, progress=lambda s: log.info("  " + s))
-    return out
-
-
-def resolve_model(args: argparse.Namespace, cfg: PointPillarsConfig) -> tuple[Path, Path | None, bool]:
-    """(ONNX directory, checkpoint if known, untrained?) for the model the options name."""
-    given = [n for n in ("checkpoint", "onnx_dir") if getattr(args, n, None)] + (["random_init"] if args.random_init else [])
-    if len(given) > 1:
-        raise UserError("give only one of --checkpoint, --onnx-dir, --random-init")
-    if not given:
-        raise UserError("no model: give --checkpoint CKPT.pth, --onnx-dir DIR (from `export`), or --random-init for an untrained demo model")
-    if args.onnx_dir:
-        from pointpillars_trt.model.manifest import read_manifest
-
-        m = read_manifest(args.onnx_dir)
-        if m.get("config") != cfg.to_dict():
-            raise UserError(f"{args.onnx_dir} was exported with a different config than {args.config or 'the default'}; pass the matching --config")
-        ck = m.get("checkpoint") or {}
-        ckpt = Path(ck["path"]) if ck.get("path") and Path(ck["path"]).is_file() else None
-        return Path(args.onnx_dir), ckpt, "random-init" in json.dumps(ck)
-    if args.random_init:
-        from pointpillars_trt.model.networks import random_checkpoint
-
-        ckpt = Path(args.cache_dir) / f"random-init-seed0_{cfg.digest()}.pth"
-        if not ckpt.is_file():
-            ckpt.parent.mkdir(parents=True, exist_ok=True)
-            random_checkpoint(ckpt, cfg, seed=0)
-        return _export_cached(ckpt, cfg, Path(args.cache_dir)), ckpt, True
-    return _export_cached(Path(args.checkpoint), cfg, Path(args.cache_dir)), Path(args.checkpoint), False
+DEVICES = ("auto", "cuda", "cpu")
+Config = PointPillarsConfig | str | os.PathLike | None
 
 
 def _cuda_available() -> bool:
@@ -143,45 +77,218 @@ def choose_backend(backend: str, device: str) -> tuple[str, str]:
     return backend, "cpu"
 
 
-@dataclass
 class Detector:
-    """A pipeline plus a line describing what runs (backend, device, precision, model)."""
+    """PointPillars on one pipeline: build once, then ``detector(points)`` per scan.
 
-    pipeline: Any
-    description: str
-    untrained: bool
-    cfg: PointPillarsConfig
+    Points: a float32 [N, C>=4] NumPy array (x, y, z, intensity first), a CPU tensor (DLPack), or on a GPU
+    detector a CUDA array (torch, CuPy, Numba: ``__cuda_array_interface__``), read in place with no host trip.
+    Threads: one detector is one CUDA stream and one set of buffers, so it is NOT thread-safe; use one detector per
+    thread. Reading files on other threads is fine (``stream`` does it for you). ``close()`` (or leaving a ``with``
+    block) frees the pipeline; a closed detector refuses further calls.
+    """
+
+    def __init__(self, pipeline: Any, *, cfg: PointPillarsConfig, model: store.ModelFiles, backend: str, device: str,
+                 precision: str, description: str, max_batch: int = 1) -> None:
+        """Wrap a pipeline that is already entered (runners loaded); prefer the from_* constructors."""
+        self._pipeline, self._cfg, self._model = pipeline, cfg, model
+        self._backend, self._device, self._precision = backend, device, precision
+        self._description, self._max_batch = description, max_batch
+        self._device_id = int(getattr(pipeline, "device_id", 0))
+        self._closed = False
+
+    # ---- construction --------------------------------------------------------------------------------------
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, *, config: Config = None, precision: str = "fp32",
+                        backend: str = "auto", device: str = "auto", cache_dir: str | os.PathLike | None = None,
+                        threads: int | None = None, max_batch: int = 1, **gpu_options: Any) -> "Detector":
+        """An OpenPCDet checkpoint (.pth with 'model_state'); exported to ONNX once and cached under cache_dir
+        (default ./engines). config: a PointPillarsConfig or an OpenPCDet model YAML (default: KITTI PointPillars).
+        backend: auto | tensorrt | torch | onnxruntime; device: auto | cuda | cpu; threads: onnxruntime's CPU
+        threads; max_batch: scans per GPU batch; gpu_options go to the GPU pipeline."""
+        return cls._build(lambda cfg, cache: store.from_checkpoint(path, cfg, cache), config=config, precision=precision,
+                          backend=backend, device=device, cache_dir=cache_dir, threads=threads, max_batch=max_batch,
+                          **gpu_options)
+
+    @classmethod
+    def from_onnx(cls, onnx_dir: str | os.PathLike, **options: Any) -> "Detector":
+        """A folder written by `export` (pfn/rpn_fp32/fp16.onnx + manifest.json); options as from_checkpoint. The
+        manifest's config must match ``config``; the torch backend needs the checkpoint the manifest names."""
+        given = options.get("config")
+        name = "the default" if given is None else "the given config" if isinstance(given, PointPillarsConfig) else str(given)
+        return cls._build(lambda cfg, cache: store.from_onnx_dir(onnx_dir, cfg, name), **options)
+
+    @classmethod
+    def default(cls, **options: Any) -> "Detector":
+        """The project's default model (store.default_model); options as from_checkpoint. Today that is the seeded
+        random-init model, UNTRAINED, and a warning says so."""
+        det = cls._build(store.default_model, **options)
+        if det.untrained:
+            warnings.warn("Detector.default() is the seeded random-init model: UNTRAINED, its boxes are meaningless; "
+                          "use Detector.from_checkpoint() with trained OpenPCDet weights", UserWarning, stacklevel=2)
+        return det
+
+    @classmethod
+    def random_init(cls, *, seed: int = 0, **options: Any) -> "Detector":
+        """The seeded random-init model the project makes itself (UNTRAINED; for trying the tool); options as
+        from_checkpoint."""
+        return cls._build(lambda cfg, cache: store.random_init(cfg, cache, seed), **options)
+
+    @classmethod
+    def _build(cls, resolve: Callable[[PointPillarsConfig, Path], store.ModelFiles], *, config: Config = None,
+               precision: str = "fp32", backend: str = "auto", device: str = "auto",
+               cache_dir: str | os.PathLike | None = None, threads: int | None = None, max_batch: int = 1,
+               **gpu_options: Any) -> "Detector":
+        from pointpillars_trt.pipelines.factory import make_pipeline
+
+        for name, value, choices in (("precision", precision, tn.PRECISIONS), ("backend", backend, BACKENDS),
+                                     ("device", device, DEVICES)):
+            if value not in choices:
+                raise UserError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        for name, value in (("threads", threads), ("max_batch", max_batch)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise UserError(f"{name} must be a positive integer, got {value!r}")
+        cfg = store.load_config(config)
+        be, dev = choose_backend(backend, device)
+        cache = Path(cache_dir) if cache_dir is not None else store.DEFAULT_CACHE_DIR
+        model = resolve(cfg, cache)
+        pipe = make_pipeline(cfg, model, be, dev, precision, threads=threads, max_batch=max_batch, engines_dir=cache,
+                             **gpu_options)
+        desc = f"backend {be} ({dev}), {precision}, model {model.onnx_dir}" + ("  [auto-selected]" if backend == "auto" else "")
+        pipe.__enter__()
+        return cls(pipe, cfg=cfg, model=model, backend=be, device=dev, precision=precision, description=desc,
+                   max_batch=max_batch)
+
+    # ---- what runs -----------------------------------------------------------------------------------------
+    @property
+    def description(self) -> str:
+        """One line: backend (device), precision, model folder, and whether 'auto' picked the backend."""
+        return self._description
+
+    @property
+    def backend(self) -> str:
+        return self._backend
+
+    @property
+    def device(self) -> str:
+        """'cuda' or 'cpu'."""
+        return self._device
+
+    @property
+    def precision(self) -> str:
+        return self._precision
+
+    @property
+    def max_batch(self) -> int:
+        return self._max_batch
+
+    @property
+    def untrained(self) -> bool:
+        """True for the seeded random-init model: its boxes mean nothing."""
+        return self._model.untrained
+
+    @property
+    def cfg(self) -> PointPillarsConfig:
+        """The model contract every stage runs with (class_names, point_cloud_range, max_pillars, ...)."""
+        return self._cfg
+
+    @property
+    def pipeline(self) -> Any:
+        """The CpuPipeline or GpuPipeline underneath (internal; bench times it directly)."""
+        return self._live()
+
+    # ---- detecting -------------------------------------------------------------------------------------------
+    def __call__(self, points: Any, *, on_device: bool = False) -> Detections:
+        """Detections for one scan. on_device=True (GPU): also leave the rows on the GPU as Detections.device."""
+        return self.run(points, on_device=on_device).detections
+
+    def run(self, points: Any, *, on_device: bool = False) -> ScanResult:
+        """Detections plus the voxelizer's counts (VoxelStats) and per-stage seconds for one scan."""
+        pipe = self._live()
+        scan = self._scan(points)
+        if not on_device:
+            return pipe.run(scan)
+        if self._device != "cuda":
+            raise UserError("on_device=True keeps the boxes on the GPU, but this detector runs on the CPU")
+        res = pipe.run(scan, keep_on_device=True)
+        res.detections.device = res.device_rows
+        return res
+
+    def detect_batch(self, scans: Sequence[Any]) -> list[Detections]:
+        """Detections for each scan of a list, in order (GPU: up to max_batch scans per pipeline run)."""
+        self._live()
+        return [r.detections for r in self._run_many([self._scan(s) for s in scans])]
+
+    def stream(self, sources: Iterable[Any], prefetch: int = 4) -> Iterator[tuple[Any, ScanResult | Exception]]:
+        """(source, ScanResult) for each file path or array, in input order, batched by max_batch; the next
+        `prefetch` files are read on a thread pool while the current batch runs. A source that cannot be read or
+        is refused (a truncated file, a wrong dtype...) is yielded with its exception instead of a ScanResult,
+        and the stream goes on."""
+        self._live()
+        if not isinstance(prefetch, int) or prefetch < 0:
+            raise UserError(f"prefetch must be 0 or more, got {prefetch!r}")
+        return self._stream(prefetched(sources, _read_scan, prefetch))
+
+    def _stream(self, items: Iterator[tuple[Any, Any]]) -> Iterator[tuple[Any, ScanResult | Exception]]:
+        while chunk := list(islice(items, self._max_batch)):
+            out: list[Any] = [pts for _, pts in chunk]
+            good = []
+            for i, pts in enumerate(out):
+                if not isinstance(pts, BaseException):
+                    try:
+                        good.append((i, self._scan(pts)))
+                    except UserError as e:
+                        out[i] = e
+            for (i, _), res in zip(good, self._run_reporting([s for _, s in good])):
+                out[i] = res
+            yield from zip((src for src, _ in chunk), out)
+
+    def _run_reporting(self, scans: list[Any]) -> list[ScanResult | Exception]:
+        """Run a batch; when the pipeline refuses it (UserError), run scan by scan so the error names its scan."""
+        try:
+            return list(self._run_many(scans))
+        except UserError as e:
+            if len(scans) == 1:
+                return [e]
+            return [r for s in scans for r in self._run_reporting([s])]
+
+    def _run_many(self, scans: list[Any]) -> list[ScanResult]:
+        pipe = self._live()
+        if not hasattr(pipe, "run_batch"):
+            return [pipe.run(s) for s in scans]
+        b = self._max_batch
+        return [r for k in range(0, len(scans), b) for r in pipe.run_batch(scans[k:k + b])]
+
+    def _scan(self, points: Any) -> Any:
+        return as_scan(points, gpu=self._device == "cuda", device_id=self._device_id)
+
+    # ---- lifetime ----------------------------------------------------------------------------------------------
+    def _live(self) -> Any:
+        if self._closed:
+            raise UserError("this Detector is closed; make a new one (e.g. Detector.from_checkpoint(...))")
+        return self._pipeline
+
+    def close(self) -> None:
+        """Free the pipeline (runners, engines, device buffers); calling it again does nothing."""
+        if not self._closed:
+            self._closed = True
+            self._pipeline.__exit__(None, None, None)
 
     def __enter__(self) -> "Detector":
-        self.pipeline.__enter__()
+        self._live()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.pipeline.__exit__(*exc)
+        self.close()
 
-    def run(self, points):
-        return self.pipeline.run(points)
+    def __repr__(self) -> str:
+        return f"Detector({self._description}{', closed' if self._closed else ''})"
 
 
-def make_detector(args: argparse.Namespace) -> Detector:
-    """Build the pipeline the options ask for; says which backend 'auto' picked."""
-    cfg = load_config(args)
-    backend, device = choose_backend(args.backend, args.device)
-    onnx_dir, ckpt, untrained = resolve_model(args, cfg)
-    prec = args.precision
-    if device == "cpu":
-        from pointpillars_trt.backends.onnxruntime_runner import OnnxRuntimeRunner
-        from pointpillars_trt.pipelines.cpu import CpuPipeline
+def _read_scan(path: str | os.PathLike) -> np.ndarray:
+    """A velodyne .bin, as io.kitti.read_bin reads it (NaN/Inf rows dropped, with a warning naming the file)."""
+    from pointpillars_trt.io.kitti import read_bin
 
-        pipe = CpuPipeline(cfg, OnnxRuntimeRunner(onnx_dir / tn.onnx_filename("pfn", prec), args.threads),
-                           OnnxRuntimeRunner(onnx_dir / tn.onnx_filename("rpn", prec), args.threads))
-    else:
-        from pointpillars_trt.pipelines.factory import make_gpu_pipeline
-
-        if backend == "torch" and ckpt is None:
-            raise UserError("--backend torch needs the checkpoint: pass --checkpoint (an --onnx-dir whose manifest names an existing checkpoint also works)")
-        pipe = make_gpu_pipeline(cfg, backend, prec, checkpoint=ckpt, onnx_dir=onnx_dir, engines_dir=Path(args.cache_dir))
-    desc = f"backend {backend} ({device}), {prec}, model {onnx_dir}"
-    if args.backend == "auto":
-        desc += "  [auto-selected]"
-    return Detector(pipe, desc, untrained, cfg)
+    points, rd = read_bin(path, with_stats=True)
+    if rd.num_nonfinite:
+        log.warn(f"{path}: dropped {rd.num_nonfinite} point(s) with NaN/Inf coordinates")
+    return points

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from pointpillars_trt.pipelines import timing as bench
-from pointpillars_trt.api import add_model_args, make_detector
+from pointpillars_trt.cli.model_options import add_model_args, make_detector
 from pointpillars_trt.errors import UserError
 
 

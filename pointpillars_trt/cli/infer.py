@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from pointpillars_trt import log
-from pointpillars_trt.api import Detector, add_model_args, make_detector
+from pointpillars_trt.api import Detector
+from pointpillars_trt.cli.model_options import add_model_args, make_detector
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.io.kitti import KITTI_IMAGE_SHAPE, Calib, detections_to_json, detections_to_kitti, read_bin, write_labels
 

@@ -1,9 +1,16 @@
-"""The pipeline's result for one scan: lidar-frame boxes, scores, 1-based labels."""
+"""The pipeline's result for one scan: lidar-frame boxes, scores, 1-based labels, and their file forms (JSON, KITTI)."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pointpillars_trt.io.kitti import Calib, KittiObjects
+
+BOX_KEYS = ("x", "y", "z", "dx", "dy", "dz", "yaw")
 
 
 @dataclass
@@ -12,11 +19,15 @@ class Detections:
 
     boxes: [D, 7] float32 (x, y, z_centre, dx, dy, dz, yaw) in the lidar frame;
     scores: [D] float32; labels: [D] int32, 1 = first class (Car) ...
+    device: None, or (when asked for with ``detector(points, on_device=True)``) the same rows [D, 9] (box, score,
+    label) still on the GPU, offering ``__dlpack__`` and ``__cuda_array_interface__`` (e.g. ``torch.from_dlpack``);
+    valid until the detector's next call.
     """
 
     boxes: np.ndarray
     scores: np.ndarray
     labels: np.ndarray
+    device: Any = None
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -33,3 +44,32 @@ class Detections:
     def from_array(cls, a: np.ndarray) -> "Detections":
         a = np.asarray(a, np.float32).reshape(-1, 9)
         return cls(a[:, :7].copy(), a[:, 7].copy(), a[:, 8].astype(np.int32))
+
+    def labels_named(self, class_names: Sequence[str]) -> list[str]:
+        """The class name of each detection (labels are 1-based into class_names)."""
+        return [class_names[int(l) - 1] for l in self.labels]
+
+    def to_dict(self, class_names: Sequence[str]) -> dict[str, Any]:
+        """{"frame": "lidar", "detections": [{label, label_id, score, x, y, z, dx, dy, dz, yaw}]} (z at the centre)."""
+        dets = [{"label": name, "label_id": int(l), "score": round(float(s), 6),
+                 **{k: round(float(v), 5) for k, v in zip(BOX_KEYS, b)}}
+                for name, b, s, l in zip(self.labels_named(class_names), self.boxes.reshape(-1, 7), self.scores, self.labels)]
+        return {"frame": "lidar", "detections": dets}
+
+    def to_json(self, class_names: Sequence[str], meta: dict | None = None) -> str:
+        """The results JSON `infer --out` writes (<id>.json); meta keys go between "frame" and "detections"."""
+        d = self.to_dict(class_names)
+        return json.dumps({"frame": d["frame"], **(meta or {}), "detections": d["detections"]}, indent=1)
+
+    def to_kitti_objects(self, calib: "Calib", class_names: Sequence[str],
+                         image_shape: tuple[int, int] | None = None) -> "KittiObjects":
+        """KITTI result objects (camera frame; the 2D box is the projected 3D box, clipped to (height, width))."""
+        from pointpillars_trt.io.kitti import detections_to_kitti
+
+        return detections_to_kitti(self.boxes, self.scores, self.labels, tuple(class_names), calib, image_shape)
+
+    def to_kitti(self, calib: "Calib", class_names: Sequence[str], image_shape: tuple[int, int] | None = None) -> str:
+        """KITTI's 16-column result text (label_2 columns plus a score), one line per detection."""
+        from pointpillars_trt.io.kitti import format_labels
+
+        return format_labels(self.to_kitti_objects(calib, class_names, image_shape))

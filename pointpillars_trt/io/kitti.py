@@ -6,7 +6,6 @@ here are the only place the two meet.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -290,10 +289,7 @@ def detections_to_kitti(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarra
 
 def detections_to_json(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...],
                        meta: dict | None = None) -> str:
-    """Lidar-frame detections as JSON: one object per box with x,y,z (centre), dx,dy,dz, yaw, score, label."""
-    dets = [
-        {"label": class_names[int(l) - 1], "label_id": int(l), "score": round(float(s), 6),
-         **{k: round(float(v), 5) for k, v in zip(("x", "y", "z", "dx", "dy", "dz", "yaw"), b)}}
-        for b, s, l in zip(np.asarray(boxes).reshape(-1, 7), scores, labels)
-    ]
-    return json.dumps({"frame": "lidar", **(meta or {}), "detections": dets}, indent=1)
+    """Lidar-frame detections as the results JSON (the one format: Detections.to_json)."""
+    from pointpillars_trt.io.detections import Detections
+
+    return Detections(np.asarray(boxes).reshape(-1, 7), np.asarray(scores), np.asarray(labels)).to_json(class_names, meta)

@@ -1,7 +1,7 @@
-"""The GPU data path: device buffers, Numba CUDA kernels, the GPU pipeline and its factory.
+"""Building pipelines: make_pipeline (the CPU pipeline with onnxruntime, or a GPU one) and make_gpu_pipeline
+(torch or TensorRT runners, TensorRT engines found or built).
 
-Importing this package is cheap and works without a GPU (the simulator tests
-import its kernel modules); make_gpu_pipeline checks for the GPU stack.
+Importing this module is cheap and works without a GPU; make_gpu_pipeline checks for the GPU stack.
 """
 from __future__ import annotations
 
@@ -10,6 +10,28 @@ from typing import Any, Callable
 
 from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.errors import UserError
+from pointpillars_trt.model.store import ModelFiles
+
+
+def make_pipeline(cfg: PointPillarsConfig, model: ModelFiles, backend: str, device: str, precision: str, *,
+                  threads: int | None = None, max_batch: int = 1, engines_dir: str | Path = "engines",
+                  **gpu_options: Any) -> Any:
+    """The pipeline for a resolved (backend, device): a CpuPipeline with onnxruntime runners on the CPU, else
+    make_gpu_pipeline's GpuPipeline (gpu_options go to it). Not entered yet (runners load in __enter__)."""
+    if device == "cpu":
+        from pointpillars_trt.backends.onnxruntime_runner import OnnxRuntimeRunner
+        from pointpillars_trt.model import tensor_names as tn
+        from pointpillars_trt.pipelines.cpu import CpuPipeline
+
+        if gpu_options:
+            raise UserError(f"GPU options {sorted(gpu_options)} given for a CPU detector; drop them or use device='cuda'")
+        return CpuPipeline(cfg, OnnxRuntimeRunner(model.onnx_dir / tn.onnx_filename("pfn", precision), threads),
+                           OnnxRuntimeRunner(model.onnx_dir / tn.onnx_filename("rpn", precision), threads))
+    if backend == "torch" and model.checkpoint is None:
+        raise UserError("--backend torch needs the checkpoint: pass --checkpoint (an --onnx-dir whose manifest names "
+                        "an existing checkpoint also works)")
+    return make_gpu_pipeline(cfg, backend, precision, checkpoint=model.checkpoint, onnx_dir=model.onnx_dir,
+                             engines_dir=engines_dir, max_batch=max_batch, **gpu_options)
 
 
 def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, checkpoint: str | Path | None = None,

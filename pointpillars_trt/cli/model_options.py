@@ -1,0 +1,46 @@
+"""The model options every detecting command shares (--checkpoint / --onnx-dir / --random-init, --config,
+--precision, --backend, --device, --cache-dir, --threads), and the one adapter from them to a Detector."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pointpillars_trt.api import BACKENDS, DEVICES, Detector
+from pointpillars_trt.errors import UserError
+from pointpillars_trt.model import tensor_names as tn
+from pointpillars_trt.model.store import DEFAULT_CACHE_DIR
+
+
+def add_model_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """Add the shared model/backend options to a command's parser."""
+    g = p.add_argument_group("model (one of)")
+    g.add_argument("--checkpoint", type=Path, help="OpenPCDet checkpoint (.pth with 'model_state'); exported to ONNX once and cached")
+    g.add_argument("--onnx-dir", type=Path, help="directory written by `export` (pfn/rpn_fp32/fp16.onnx + manifest.json)")
+    g.add_argument("--random-init", action="store_true",
+                   help="a seeded random-init model the project makes itself: UNTRAINED, for trying the tool only")
+    b = p.add_argument_group("backend")
+    b.add_argument("--config", type=Path, help="OpenPCDet model YAML (pointpillar.yaml layout); default: KITTI PointPillars")
+    b.add_argument("--precision", choices=tn.PRECISIONS, default="fp32", help="which exported graph to run (default fp32)")
+    b.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="auto: tensorrt, else torch on a GPU, else onnxruntime on the CPU")
+    b.add_argument("--device", choices=DEVICES, default="auto", help="where to run (default: cuda if available)")
+    b.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR,
+                   help="where exported ONNX files and built engines are cached (default ./engines)")
+    b.add_argument("--threads", type=int, default=None, help="CPU threads for onnxruntime (default: all cores)")
+    p.set_defaults(_model_required=required)
+
+
+def make_detector(args: argparse.Namespace) -> Detector:
+    """The Detector the options name (only turns options into a Detector.from_checkpoint/from_onnx/random_init call)."""
+    given = [n for n in ("checkpoint", "onnx_dir") if getattr(args, n, None)] + (["random_init"] if args.random_init else [])
+    if len(given) > 1:
+        raise UserError("give only one of --checkpoint, --onnx-dir, --random-init")
+    if not given:
+        raise UserError("no model: give --checkpoint CKPT.pth, --onnx-dir DIR (from `export`), or --random-init for an untrained demo model")
+    options = dict(config=args.config, precision=args.precision, backend=args.backend, device=args.device,
+                   cache_dir=args.cache_dir, threads=args.threads)
+    if args.onnx_dir:
+        return Detector.from_onnx(args.onnx_dir, **options)
+    if args.random_init:
+        return Detector.random_init(**options)
+    return Detector.from_checkpoint(args.checkpoint, **options)

@@ -1,0 +1,95 @@
+"""Where a detector's model files come from: a checkpoint (exported to ONNX once, cached), an `export` folder,
+the seeded random-init model, or the project's default model (``default_model``, the one place that picks it).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pointpillars_trt import log
+from pointpillars_trt.errors import UserError
+from pointpillars_trt.model import tensor_names as tn
+from pointpillars_trt.model.config import PointPillarsConfig
+
+DEFAULT_CACHE_DIR = Path("engines")  # relative to the working directory, as the commands' --cache-dir
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """The ONNX folder a pipeline runs, the checkpoint behind it when known (the torch backend needs it), and
+    whether the weights are the untrained random-init ones."""
+
+    onnx_dir: Path
+    checkpoint: Path | None
+    untrained: bool
+
+
+def load_config(config: PointPillarsConfig | str | Path | None) -> PointPillarsConfig:
+    """A PointPillarsConfig as given, read from an OpenPCDet model YAML, or the default (KITTI PointPillars)."""
+    if config is None:
+        return PointPillarsConfig()
+    if isinstance(config, PointPillarsConfig):
+        return config
+    if isinstance(config, (str, Path)):
+        return PointPillarsConfig.from_openpcdet_yaml(config)
+    raise UserError(f"config must be a PointPillarsConfig or a path to an OpenPCDet YAML, got {type(config).__name__}")
+
+
+def export_cached(checkpoint: Path, cfg: PointPillarsConfig, cache_dir: Path) -> Path:
+    """Export a checkpoint to cache_dir/onnx/<checkpoint sha12>_<config hash>/ once; later runs reuse it."""
+    from pointpillars_trt.model.export import export_onnx
+    from pointpillars_trt.model.hashing import file_sha256
+    from pointpillars_trt.model.networks import load_checkpoint
+
+    if not checkpoint.is_file():
+        raise UserError(f"checkpoint not found: {checkpoint}")
+    out = cache_dir / "onnx" / f"{file_sha256(checkpoint)[:12]}_{cfg.digest()}"
+    mf = out / tn.MANIFEST
+    if mf.is_file():
+        try:
+            if json.loads(mf.read_text()).get("config") == cfg.to_dict():
+                return out
+            log.info(f"cached ONNX in {out} does not match the config: re-exporting")
+        except json.JSONDecodeError:
+            log.info(f"cached ONNX manifest {mf} is unreadable: re-exporting")
+    nets = load_checkpoint(checkpoint, cfg)
+    log.info(f"exporting {checkpoint} to ONNX (FP32 + FP16) in {out} (once; ~30 s)")
+    export_onnx(nets, out, checkpoint=checkpoint, force=True, progress=lambda s: log.info("  " + s))
+    return out
+
+
+def from_checkpoint(checkpoint: str | Path, cfg: PointPillarsConfig, cache_dir: Path) -> ModelFiles:
+    """An OpenPCDet checkpoint, exported to ONNX on first use."""
+    ckpt = Path(checkpoint)
+    return ModelFiles(export_cached(ckpt, cfg, cache_dir), ckpt, False)
+
+
+def from_onnx_dir(onnx_dir: str | Path, cfg: PointPillarsConfig, config_name: str = "the default") -> ModelFiles:
+    """A folder written by `export`; its manifest must carry this config (and names the checkpoint, if it still exists)."""
+    from pointpillars_trt.model.manifest import read_manifest
+
+    m = read_manifest(onnx_dir)
+    if m.get("config") != cfg.to_dict():
+        raise UserError(f"{onnx_dir} was exported with a different config than {config_name}; "
+                        "pass the matching config (--config, or config= in the API)")
+    ck = m.get("checkpoint") or {}
+    ckpt = Path(ck["path"]) if ck.get("path") and Path(ck["path"]).is_file() else None
+    return ModelFiles(Path(onnx_dir), ckpt, "random-init" in json.dumps(ck))
+
+
+def random_init(cfg: PointPillarsConfig, cache_dir: Path, seed: int = 0) -> ModelFiles:
+    """The seeded random-init model the project makes itself (UNTRAINED), written once into cache_dir."""
+    from pointpillars_trt.model.networks import random_checkpoint
+
+    ckpt = cache_dir / f"random-init-seed{seed}_{cfg.digest()}.pth"
+    if not ckpt.is_file():
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        random_checkpoint(ckpt, cfg, seed=seed)
+    return ModelFiles(export_cached(ckpt, cfg, cache_dir), ckpt, True)
+
+
+def default_model(cfg: PointPillarsConfig, cache_dir: Path) -> ModelFiles:
+    """The project's default model. Today: the seeded random-init model (UNTRAINED). When a trained default model
+    lands in data/, return ``from_checkpoint(<data/ checkpoint>, cfg, cache_dir)`` here; nothing else changes."""
+    return random_init(cfg, cache_dir)

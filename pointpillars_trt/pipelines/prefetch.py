@@ -1,0 +1,45 @@
+"""Reading scans ahead on a thread pool while the pipeline runs, handing them out in input order."""
+from __future__ import annotations
+
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, Iterable, Iterator
+
+MAX_READ_THREADS = 4
+
+
+def prefetched(sources: Iterable[Any], read: Callable[[Any], Any], prefetch: int) -> Iterator[tuple[Any, Any]]:
+    """(source, what read(source) returned or the exception it raised), in input order. Paths (str / PathLike) are
+    read on up to MAX_READ_THREADS threads, at most `prefetch` ahead of the one handed out; other sources (arrays)
+    pass through as they are."""
+    pool = ThreadPoolExecutor(max_workers=max(1, min(prefetch, MAX_READ_THREADS)), thread_name_prefix="scan-read")
+    window: deque[tuple[Any, Future | None]] = deque()
+    it = iter(sources)
+
+    def fill() -> None:
+        while len(window) <= prefetch:
+            src = next(it, _END)
+            if src is _END:
+                return
+            window.append((src, pool.submit(read, src) if isinstance(src, (str, os.PathLike)) else None))
+
+    try:
+        fill()
+        while window:
+            src, fut = window.popleft()
+            fill()  # the next reads start before this one is handed out
+            yield src, src if fut is None else _outcome(fut)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+_END = object()
+
+
+def _outcome(fut: Future) -> Any:
+    """The read's result, or its exception (one unreadable file is reported for its source; the rest go on)."""
+    try:
+        return fut.result()
+    except Exception as e:
+        return e
