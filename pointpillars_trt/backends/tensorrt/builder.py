@@ -165,6 +165,11 @@ def build_serialized_engine(
 ) -> bytes:
     """Parse ``onnx_path`` into a strongly typed network, add one profile for its dynamic input, build the plan."""
     flavour = flavour or builder_flavour()
+    if exclude_lean_runtime and not version_compatible:
+        raise UserError("--exclude-lean-runtime only applies with --version-compatible")
+    if version_compatible and flavour.name == fl.RTX:
+        raise UserError("--version-compatible builds plans for the full TensorRT and its lean runtime; "
+                        "TensorRT-RTX cannot make them")
     trt = flavour.module
     builder, network, _parser = parse_onnx(flavour, onnx_path)
     rest = _profile_input(network, onnx_path, profile)[1:]
@@ -173,12 +178,7 @@ def build_serialized_engine(
     opt_profile = builder.create_optimization_profile()
     opt_profile.set_shape(profile.input_name, (profile.min, *rest), (profile.opt, *rest), (profile.max, *rest))
     config.add_optimization_profile(opt_profile)
-    if exclude_lean_runtime and not version_compatible:
-        raise UserError("--exclude-lean-runtime only applies with --version-compatible")
     if version_compatible:
-        if flavour.name == fl.RTX:
-            raise UserError("--version-compatible builds plans for the full TensorRT and its lean runtime; "
-                            "TensorRT-RTX cannot make them")
         config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
         if exclude_lean_runtime:
             config.set_flag(trt.BuilderFlag.EXCLUDE_LEAN_RUNTIME)
