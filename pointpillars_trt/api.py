@@ -36,15 +36,18 @@ def _cuda_available() -> bool:
 
 
 def _tensorrt_available() -> bool:
-    """TensorRT with its builder is importable, so `auto` can build engines (the lean runtime only runs prebuilt
-    engines: it is used when --backend tensorrt is asked for explicitly)."""
+    """A TensorRT builder that runs on this GPU is importable, so `auto` can build engines (the lean runtime only runs
+    prebuilt engines: it is used when --backend tensorrt is asked for explicitly). TensorRT-RTX on a GPU it does not
+    support (Hopper, ...) is skipped, saying why."""
     try:
-        from pointpillars_trt.backends.tensorrt.runner import import_tensorrt, is_lean
+        from pointpillars_trt.backends.tensorrt.flavour import auto_usable
 
-        trt = import_tensorrt()
+        ok, why = auto_usable()
     except Exception:  # a broken install must not break `auto`
         return False
-    return trt is not None and not is_lean(trt)
+    if why:
+        log.info(f"auto: not using TensorRT: {why}")
+    return ok
 
 
 def choose_backend(backend: str, device: str) -> tuple[str, str]:

@@ -77,27 +77,23 @@ def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, 
 
 def _tensorrt_runners(cfg: PointPillarsConfig, precision: str, onnx_dir: str | Path | None,
                       engines_dir: Path) -> tuple[Any, Any]:
-    """TensorRTRunners for this precision's engines: built (or rebuilt when stale) where TensorRT's builder is
-    installed, else the newest engines in engines_dir whose sidecar matches the ONNX files' sha256 (lean runtime)."""
+    """TensorRTRunners for this precision's engines: built (or rebuilt when stale) for this GPU where a builder that
+    runs here is installed (full tensorrt, else tensorrt_rtx on a GPU it supports), else the newest engines in
+    engines_dir whose sidecar matches the ONNX files' sha256 (lean runtime)."""
     from pointpillars_trt.model import tensor_names as tn
-    from pointpillars_trt.backends.tensorrt.runner import TensorRTRunner
-    from pointpillars_trt.backends.tensorrt.cache import ENGINE_SUFFIX, sha256_file
+    from pointpillars_trt.backends.tensorrt import flavour as fl
+    from pointpillars_trt.backends.tensorrt.runner import TensorRTRunner, require_gpu
+    from pointpillars_trt.backends.tensorrt.cache import ENGINE_SUFFIX, check_fits, check_prebuilt, sha256_file
 
     if onnx_dir is None:
         raise UserError("the tensorrt backend needs the ONNX export the engines were built from (--onnx-dir)")
-    try:
-        from pointpillars_trt.backends.tensorrt.builder import import_trt_builder
-
-        trt = import_trt_builder()
-    except UserError:  # lean runtime only: use engines built elsewhere
-        trt = None
-    if trt is not None:
-        return _build_engines(cfg, trt, precision, Path(onnx_dir), engines_dir)
-    from pointpillars_trt.backends.tensorrt.runner import import_tensorrt, require_gpu
-    from pointpillars_trt.backends.tensorrt.cache import check_prebuilt
-
     gpu = require_gpu()
-    runtime_version = str(getattr(import_tensorrt(), "__version__", "unknown"))
+    flavour = fl.select(need_builder=True)
+    lean = fl.load(fl.LEAN)
+    if flavour is not None and not (lean and flavour.name == fl.RTX and gpu.cc not in fl.RTX_CCS):
+        fl.check_can_run(flavour, gpu.cc, gpu.name)  # RTX on Hopper: one line, before building anything
+        return _build_engines(cfg, flavour, gpu, precision, Path(onnx_dir), engines_dir)
+    runtime_version = lean.version if lean else "unknown"
     runners = []
     for net in tn.NETWORKS:
         onnx = Path(onnx_dir) / tn.onnx_filename(net, precision)
@@ -112,24 +108,21 @@ def _tensorrt_runners(cfg: PointPillarsConfig, precision: str, onnx_dir: str | P
             raise UserError(f"no usable TensorRT engine for {net} {precision} built from {onnx} in {engines_dir}/"
                             f"{detail}; build one with `pointpillars-trt build --version-compatible` where TensorRT's "
                             "builder is installed")
-        runners.append(TensorRTRunner(usable[0]))
+        if net == "pfn":
+            check_fits(usable[0], cfg.max_pillars)
+        runners.append(TensorRTRunner(usable[0], flavour=lean))
     return runners[0], runners[1]
 
 
-def _build_engines(cfg: PointPillarsConfig, trt: Any, precision: str, onnx_dir: Path, engines_dir: Path) -> tuple[Any, Any]:
-    """Find-or-build the PFN and RPN engines with build's defaults (profile up to cfg.max_pillars, batch 1)."""
+def _build_engines(cfg: PointPillarsConfig, flavour: Any, gpu: Any, precision: str, onnx_dir: Path,
+                   engines_dir: Path) -> tuple[Any, Any]:
+    """Find-or-build the PFN and RPN engines for this GPU with build's defaults (profile up to cfg.max_pillars, batch 1)."""
     from pointpillars_trt import log
-    from pointpillars_trt.backends.tensorrt.runner import TensorRTRunner, require_gpu
-    from pointpillars_trt.backends.tensorrt.builder import DEFAULT_OPT_PILLARS, DEFAULT_WORKSPACE_MB, build_all, profiles_for
-    from pointpillars_trt.backends.tensorrt.builder import make_builder_fn, timing_cache_path
+    from pointpillars_trt.backends.tensorrt.runner import TensorRTRunner
+    from pointpillars_trt.backends.tensorrt.builder import DEFAULT_OPT_PILLARS, build_engines, profiles_for
 
-    gpu = require_gpu()
-    version = str(trt.__version__)
-    engines_dir.mkdir(parents=True, exist_ok=True)
-    builder = make_builder_fn(workspace_mb=DEFAULT_WORKSPACE_MB, timing_cache=timing_cache_path(engines_dir, version, gpu.sm),
-                              log=log.info, trt=trt)
-    results = build_all(onnx_dir, engines_dir, [precision],
-                        profiles_for(cfg.max_pillars, min(DEFAULT_OPT_PILLARS, cfg.max_pillars), 1),
-                        trt_version=version, compute_capability=gpu.cc, builder_fn=builder, log=log.info)
-    pfn, rpn = (TensorRTRunner(r.path) for r in results)  # build_all returns pfn then rpn
+    results = build_engines(onnx_dir, engines_dir, [precision],
+                            profiles_for(cfg.max_pillars, min(DEFAULT_OPT_PILLARS, cfg.max_pillars), 1),
+                            flavour=flavour, targets=(gpu.cc,), log=log.info, build_info={"gpu": gpu.name})
+    pfn, rpn = (TensorRTRunner(r.path, flavour=flavour, log=log.info) for r in results)  # pfn then rpn
     return pfn, rpn

@@ -3,11 +3,14 @@
 An engine depends on the ONNX file it was built from (sha256), the network and
 precision, the optimisation profile (min/opt/max of the one dynamic dimension:
 pillars for the PFN, batch for the RPN), the TensorRT version that built it,
-the GPU's compute capability, and the version-compatibility flags. The file
-name carries all of that in short form, e.g.
+the TensorRT flavour that built it (``tensorrt`` or ``tensorrt_rtx``), the
+compute capabilities it targets (the GPU's for the full builder; the chosen
+set for TensorRT-RTX), and the version-compatibility flags. The file name
+carries all of that in short form, e.g.
 
     pfn_fp16_p1-12000-40000_trt10.13.0_sm90_3f2a9c0d1e4b.engine
     rpn_fp16_b1-4_trt11.4.0_sm90_vc_77c1d0e2a9f3.engine
+    rpn_fp16_b1-1_rtx1.7.1_sm80-86-89-120-121_77c1d0e2a9f3.engine
 
 (the last part is the ONNX file's sha256, first 12 hex digits), and a JSON
 sidecar ``<engine>.json`` holds the full key plus the engine file's own sha256,
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from pointpillars_trt.backends.tensorrt.flavour import FULL, TAGS, sm_tag
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.model.hashing import file_sha256
 from pointpillars_trt.model.tensor_names import NETWORKS, PRECISIONS
@@ -102,9 +106,10 @@ class EngineKey:
     onnx_sha256: str  # full hex digest of the ONNX file
     profile: Profile
     trt_version: str  # trt.__version__ of the builder, e.g. "10.13.0.35"
-    compute_capability: str  # "9.0"
+    compute_capability: str  # "9.0"; TensorRT-RTX: the targeted set, "8.0,8.6,8.9,12.0,12.1"
     version_compatible: bool = False
     exclude_lean_runtime: bool = False
+    flavour: str = FULL  # "tensorrt" | "tensorrt_rtx" (sidecars written before the field read as "tensorrt")
 
     def __post_init__(self) -> None:
         if self.network not in NETWORKS:
@@ -113,9 +118,14 @@ class EngineKey:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
     @property
+    def targets(self) -> tuple[str, ...]:
+        """'8.0,8.6' -> ('8.0', '8.6'): the compute capabilities the plan runs on."""
+        return tuple(self.compute_capability.split(","))
+
+    @property
     def sm(self) -> str:
-        """'9.0' -> 'sm90'."""
-        return "sm" + self.compute_capability.replace(".", "")
+        """'9.0' -> 'sm90'; '8.0,8.6' -> 'sm80-86'."""
+        return sm_tag(self.targets)
 
     @property
     def profile_tag(self) -> str:
@@ -128,7 +138,7 @@ class EngineKey:
     def filename(self) -> str:
         """e.g. rpn_fp16_b1-4_trt10.13.0_sm90_<onnx sha256[:12]>.engine ('_vc'/'_vcx' for version-compatible plans)."""
         vc = ("_vcx" if self.exclude_lean_runtime else "_vc") if self.version_compatible else ""
-        return (f"{self.network}_{self.precision}_{self.profile_tag}_trt{short_version(self.trt_version)}"
+        return (f"{self.network}_{self.precision}_{self.profile_tag}_{TAGS[self.flavour]}{short_version(self.trt_version)}"
                 f"_{self.sm}{vc}_{self.onnx_sha256[:12]}{ENGINE_SUFFIX}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,8 +178,11 @@ def describe_differences(old: EngineKey, new: EngineKey, runtime_trt_version: Op
         o, n = old.profile, new.profile
         dim = "pillars" if new.network == "pfn" else "batch"
         why.append(f"profile {dim} min/opt/max {o.min}/{o.opt}/{o.max} -> {n.min}/{n.opt}/{n.max}")
+    if old.flavour != new.flavour:
+        why.append(f"TensorRT flavour changed ({old.flavour} -> {new.flavour})")
     if old.compute_capability != new.compute_capability:
-        why.append(f"GPU changed ({old.sm} -> {new.sm})")
+        what = "GPU" if len(old.targets) == len(new.targets) == 1 else "compute capability targets"
+        why.append(f"{what} changed ({old.sm} -> {new.sm})")
     if (old.version_compatible, old.exclude_lean_runtime) != (new.version_compatible, new.exclude_lean_runtime):
         why.append(f"version-compatible={old.version_compatible}/exclude-lean={old.exclude_lean_runtime} -> "
                    f"{new.version_compatible}/{new.exclude_lean_runtime}")
@@ -274,6 +287,7 @@ def find_or_build(
     check_fn: Optional[CheckFn] = None,
     force: bool = False,
     build_info: Optional[dict[str, Any]] = None,
+    flavour: str = FULL,
 ) -> CacheResult:
     """Return an up-to-date engine for this ONNX file, building it (with a message saying why) if none is usable.
 
@@ -291,7 +305,7 @@ def find_or_build(
     except OSError as e:
         raise UserError(f"cannot read ONNX file {onnx_path}: {e.strerror or e}") from None
     want = EngineKey(network, precision, onnx_sha, profile, trt_version, compute_capability,
-                     version_compatible, exclude_lean_runtime)
+                     version_compatible, exclude_lean_runtime, flavour)
     label = f"{network} {precision}"
     reasons: list[str] = []
     if engines_dir.is_dir() and not force:
@@ -316,7 +330,7 @@ def find_or_build(
         detail = "; ".join(reasons) if reasons else f"no engine in {engines_dir}/"
         raise UserError(
             f"no usable TensorRT engine for {label} ({detail}); build it with `pointpillars-trt build` "
-            f"on a machine with TensorRT's builder, or use --backend torch/onnxruntime"
+            f"where a TensorRT builder is installed, or use --backend torch/onnxruntime"
         )
     action = "rebuilt" if reasons else "built"
     log(f"{label}: building {target.name} from {onnx_path}"
@@ -331,5 +345,17 @@ def find_or_build(
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     info.update(build_info or {})
     write_engine(target, plan, want, info)
-    log(f"{label}: built {target} in {seconds:.1f} s ({len(plan) / 2**20:.1f} MiB)")
     return CacheResult(target, want, action, tuple(reasons), seconds)
+
+
+def check_fits(path: Path, needed: int) -> None:
+    """A one-line UserError when the engine's profile (from its sidecar) takes fewer pillars/scans than ``needed``."""
+    side = read_sidecar(path) or {}
+    try:
+        key = EngineKey.from_dict(side["key"])
+    except (KeyError, TypeError, ValueError, UserError):
+        return  # provenance unknown: the runner checks each shape against the engine itself
+    if key.profile.max < needed:
+        flag, what = ("--max-pillars", "pillars") if key.network == "pfn" else ("--max-batch", "scans per batch")
+        raise UserError(f"{path.name} takes at most {key.profile.max} {what} but {needed} are needed; "
+                        f"rebuild it with `pointpillars-trt build {flag} {needed}`")

@@ -1,41 +1,42 @@
-"""TensorRT backend: runs one serialized engine (PFN or RPN) on device buffers with the named-tensor API.
+"""Runner, execute half: one serialized engine (PFN or RPN) on device buffers with the named-tensor API.
 
-Works with the full ``tensorrt`` package (10.x or 11.x) or, for version-compatible
-plans, the lean runtime alone. Module names checked by installing the wheels
-(TensorRT 11.4.0.106 and 10.16.1.11): the ``tensorrt-lean-cu13-bindings`` /
-``tensorrt-lean-cu12-bindings`` wheels install the module ``tensorrt_lean_bindings``;
-the ``tensorrt-lean-cu13`` meta package adds ``tensorrt_lean``, which re-exports it.
+Works with every flavour flavour.py finds: the full ``tensorrt`` (10.x/11.x),
+``tensorrt_rtx``, or the lean runtime (version-compatible plans only; the
+``tensorrt-lean-cu13-bindings`` wheel installs ``tensorrt_lean_bindings``, the
+``tensorrt-lean-cu13`` meta package adds ``tensorrt_lean``). An engine runs on
+the flavour its sidecar names.
 
-Calls used (TensorRT 10.x/11.x Python API, identical in the lean bindings):
-``Runtime(logger)``, ``Runtime.engine_host_code_allowed``,
-``Runtime.deserialize_cuda_engine`` (returns None on failure),
-``ICudaEngine.num_io_tensors / get_tensor_name / get_tensor_mode / get_tensor_dtype /
-get_tensor_shape / get_tensor_profile_shape / num_optimization_profiles /
-create_execution_context``, ``IExecutionContext.set_input_shape / get_tensor_shape /
-set_tensor_address / execute_async_v3``. No binding indices, no execute_v2.
+Calls (identical in all three unless marked): ``Logger``, ``Runtime(logger)``,
+``Runtime.engine_host_code_allowed``, ``Runtime.deserialize_cuda_engine`` (None on
+failure), ``ICudaEngine.num_io_tensors / get_tensor_name / get_tensor_mode /
+get_tensor_dtype / get_tensor_shape / get_tensor_profile_shape /
+num_optimization_profiles / create_execution_context``, ``IExecutionContext
+.set_input_shape / get_tensor_shape / set_tensor_address / execute_async_v3``;
+RTX only: ``ICudaEngine.create_runtime_config``, ``IRuntimeConfig
+.create_runtime_cache / set_runtime_cache / cuda_graph_strategy``, ``IRuntimeCache
+.serialize / deserialize``, ``create_execution_context(runtime_config)``,
+``IExecutionContext.is_stream_capturable``. No binding indices, no execute_v2.
 
-Creating a ``Runtime`` on a machine without a usable GPU logs "CUDA initialization
-failure" and a later ``deserialize_cuda_engine`` segfaults (seen with the 11.4 lean
-bindings here), so :func:`require_gpu` runs first, through the CUDA driver API
-by ctypes, which needs no Python package.
+Before any Runtime exists, :func:`require_gpu` reads the GPU through the CUDA
+driver API (without a GPU TensorRT crashes later), and a TensorRT-RTX engine on
+a GPU that RTX does not support (Hopper, cc 9.0, ...) is refused with one line.
 """
 from __future__ import annotations
 
-import ctypes
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
+from pointpillars_trt.backends.base import Runner
+from pointpillars_trt.backends.tensorrt import flavour as fl
+from pointpillars_trt.backends.tensorrt.cache import read_sidecar
+from pointpillars_trt.backends.tensorrt.flavour import Flavour
+from pointpillars_trt.backends.tensorrt.gpu import GpuInfo, probe_gpu, require_gpu  # noqa: F401 (re-exported)
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.model.tensor_names import PFN_INPUT, RPN_INPUT
-from pointpillars_trt.backends.base import Runner
-
-#: tried in this order: the full package, then the lean runtime (meta package name, then the bindings wheel's)
-TRT_MODULES = ("tensorrt", "tensorrt_lean", "tensorrt_lean_bindings")
 
 #: TensorRT DataType member name -> numpy dtype (types without a numpy equivalent are refused)
 _TRT_TO_NP = {
@@ -51,94 +52,16 @@ _TRT_TO_NP = {
 #: which build option raises the limit of each dynamic input
 _REBUILD_HINT = {PFN_INPUT: "--max-pillars", RPN_INPUT: "--max-batch"}
 
-# CUDA driver API (cuda.h): CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR / _MINOR
-_CU_ATTR_CC_MAJOR = 75
-_CU_ATTR_CC_MINOR = 76
-#: the driver library by soname first (what torch/TensorRT dlopen), then where container images mount it
-_LIBCUDA_NAMES = ("libcuda.so.1", "libcuda.so", "/usr/local/nvidia/lib64/libcuda.so.1",
-                  "/usr/lib/x86_64-linux-gnu/libcuda.so.1", "/usr/lib64/libcuda.so.1", "nvcuda.dll")
 
-
-def import_tensorrt(names: Sequence[str] = TRT_MODULES) -> Optional[ModuleType]:
-    """The first importable TensorRT Python module of ``names`` (full package first), or None."""
-    for name in names:
-        try:
-            return importlib.import_module(name)
-        except ImportError:
-            continue
-    return None
+def import_tensorrt() -> Optional[ModuleType]:
+    """The preferred installed TensorRT module (full > tensorrt_rtx > lean; flavour.select), or None."""
+    found = fl.select()
+    return found.module if found else None
 
 
 def is_lean(trt: ModuleType) -> bool:
     """True for the lean runtime (it has no Builder: it can only deserialize and run plans)."""
     return not hasattr(trt, "Builder")
-
-
-@dataclass(frozen=True)
-class GpuInfo:
-    """The CUDA device the engines run on: index, name and compute capability."""
-
-    index: int
-    name: str
-    compute_capability: tuple[int, int]
-    device_count: int
-
-    @property
-    def cc(self) -> str:
-        """'9.0'"""
-        return f"{self.compute_capability[0]}.{self.compute_capability[1]}"
-
-    @property
-    def sm(self) -> str:
-        """'sm90'"""
-        return f"sm{self.compute_capability[0]}{self.compute_capability[1]}"
-
-
-def probe_gpu(device: int = 0, lib_names: Sequence[str] = _LIBCUDA_NAMES) -> tuple[Optional[GpuInfo], str]:
-    """(GpuInfo, "") for CUDA device ``device``, or (None, why not); never raises, never touches TensorRT.
-
-    Uses the CUDA driver API through ctypes: cuInit, cuDeviceGetCount, cuDeviceGet,
-    cuDeviceGetName, cuDeviceGetAttribute (CUDA Driver API reference).
-    """
-    lib = None
-    for name in lib_names:
-        try:
-            lib = ctypes.CDLL(name)
-            break
-        except OSError:
-            continue
-    if lib is None:
-        return None, "the CUDA driver library (libcuda) is not installed"
-    try:
-        rc = lib.cuInit(0)
-        if rc != 0:
-            return None, f"cuInit failed with CUDA error {rc} (no GPU, or the driver is too old)"
-        count = ctypes.c_int(0)
-        rc = lib.cuDeviceGetCount(ctypes.byref(count))
-        if rc != 0 or count.value == 0:
-            return None, "no CUDA device found"
-        if not 0 <= device < count.value:
-            return None, f"CUDA device {device} does not exist ({count.value} found)"
-        dev = ctypes.c_int(0)
-        if lib.cuDeviceGet(ctypes.byref(dev), device) != 0:
-            return None, f"cuDeviceGet({device}) failed"
-        buf = ctypes.create_string_buffer(256)
-        lib.cuDeviceGetName(buf, 256, dev)
-        major, minor = ctypes.c_int(0), ctypes.c_int(0)
-        if (lib.cuDeviceGetAttribute(ctypes.byref(major), _CU_ATTR_CC_MAJOR, dev) != 0
-                or lib.cuDeviceGetAttribute(ctypes.byref(minor), _CU_ATTR_CC_MINOR, dev) != 0):
-            return None, "cannot read the GPU's compute capability"
-    except AttributeError as e:  # a libcuda without these symbols
-        return None, f"unusable CUDA driver library ({e})"
-    return GpuInfo(device, buf.value.decode(errors="replace"), (major.value, minor.value), count.value), ""
-
-
-def require_gpu(device: int = 0) -> GpuInfo:
-    """The GPU, or a UserError saying there is none (checked before any TensorRT Runtime is created)."""
-    info, why = probe_gpu(device)
-    if info is None:
-        raise UserError(f"the tensorrt backend needs an NVIDIA GPU, but {why}; use --backend onnxruntime (CPU)")
-    return info
 
 
 def np_dtype(trt_dtype: Any) -> np.dtype:
@@ -194,44 +117,52 @@ class TensorRTRunner(Runner):
         *,
         allow_host_code: Optional[bool] = None,
         device_index: int = 0,
+        flavour: Optional[Flavour] = None,
+        runtime_cache: Optional[Path] = None,
+        cuda_graphs: bool = False,
+        log: Callable[[str], None] = print,
         trt_module: Optional[ModuleType] = None,
-        gpu_check: Optional[Callable[[int], Any]] = None,
+        gpu_check: Optional[Callable[[int], Optional[GpuInfo]]] = None,
     ) -> None:
         """``allow_host_code``: let TensorRT load a plan that embeds host code (a version-compatible plan
         that carries its lean runtime). None = allow it only if the engine's sidecar (written by our
         builder) says it is such a plan: a plan with host code executes it when loaded, so only trusted,
-        self-built plans get it. ``trt_module`` / ``gpu_check`` are test seams."""
+        self-built plans get it. ``flavour``: default, the one the sidecar names (flavour.for_engine).
+        ``runtime_cache`` (TensorRT-RTX): the JIT kernel cache file, default engines/runtime_rtx<ver>_sm<cc>.cache
+        next to the engine. ``cuda_graphs`` (TensorRT-RTX): let RTX capture and replay the engine itself
+        (CudaGraphStrategy.WHOLE_GRAPH_CAPTURE); leave it off when the caller captures the stream.
+        ``trt_module`` / ``gpu_check`` are test seams (a module taken as the full flavour; a GpuInfo source)."""
         super().__init__()
         self.engine_path = Path(engine_path)
         self.allow_host_code = allow_host_code
         self.device_index = device_index
-        self._trt = trt_module
+        self.flavour = flavour or (Flavour(fl.FULL, trt_module) if trt_module is not None else None)
+        self.runtime_cache = runtime_cache
+        self.cuda_graphs = cuda_graphs
+        self._log = log
         self._gpu_check = gpu_check or require_gpu
         self._runtime: Any = None
         self._engine: Any = None
         self._context: Any = None
+        self._rt_cache: Any = None
+        self._rt_config: Any = None
         self._io: dict[str, TensorInfo] = {}
         self._bound: dict[str, tuple[int, tuple[int, ...]]] = {}
 
     # ---- loading -------------------------------------------------------------
-    def _host_code_allowed(self) -> bool:
+    def _key(self) -> dict:
+        """The engine's sidecar key (our builder writes it), or {} for a plan of unknown provenance."""
+        side = read_sidecar(self.engine_path) or {}
+        return side["key"] if isinstance(side.get("key"), dict) else {}
+
+    def _host_code_allowed(self, key: dict) -> bool:
         """Explicit setting, else what our sidecar records (version-compatible and lean runtime embedded)."""
         if self.allow_host_code is not None:
             return self.allow_host_code
-        from pointpillars_trt.backends.tensorrt.cache import read_sidecar  # local import: the cache module is optional here
-
-        side = read_sidecar(self.engine_path) or {}
-        key = side.get("key", {}) if isinstance(side.get("key"), dict) else {}
         return bool(key.get("version_compatible")) and not bool(key.get("exclude_lean_runtime"))
 
-    def activate(self) -> None:
-        """Check the GPU, deserialize the engine, create its execution context and read its I/O tensors."""
-        self._gpu_check(self.device_index)  # before any Runtime: without a GPU TensorRT crashes later
-        trt = self._trt or import_tensorrt()
-        if trt is None:
-            raise UserError("the tensorrt backend needs TensorRT's Python runtime (pip install tensorrt, or "
-                            "tensorrt-lean-cu13 for version-compatible engines); or use --backend torch/onnxruntime")
-        self._trt = trt
+    def _read_plan(self) -> bytes:
+        """The plan's bytes, or a one-line UserError (missing, unreadable, empty)."""
         try:
             plan = self.engine_path.read_bytes()
         except FileNotFoundError:
@@ -240,21 +171,41 @@ class TensorRTRunner(Runner):
             raise UserError(f"cannot read engine file {self.engine_path}: {e.strerror or e}") from None
         if not plan:
             raise UserError(f"engine file {self.engine_path} is empty; rebuild it with `pointpillars-trt build --force`")
-        logger = trt.Logger(trt.Logger.WARNING)
-        runtime = trt.Runtime(logger)  # TensorRT Runtime(logger)
-        if self._host_code_allowed():
+        return plan
+
+    def activate(self) -> None:
+        """Check the GPU (and RTX's support of it), deserialize the engine, create its context, read its I/O."""
+        gpu = self._gpu_check(self.device_index)  # before any Runtime: without a GPU TensorRT crashes later
+        key = self._key()
+        flavour = self.flavour or fl.for_engine(key)
+        if flavour is None:
+            raise UserError("the tensorrt backend needs a TensorRT Python module (pip install tensorrt-rtx, the full "
+                            "tensorrt, or tensorrt-lean-cu13 for version-compatible engines); or use --backend torch/onnxruntime")
+        if gpu is not None:  # RTX refuses unsupported GPUs: say so before deserializing
+            targets = key.get("compute_capability", "").split(",") if key.get("flavour") == fl.RTX else None
+            fl.check_can_run(flavour, gpu.cc, gpu.name, targets, what=f"{self.engine_path.name} (TensorRT-RTX)")
+        self.flavour = flavour
+        trt = flavour.module
+        plan = self._read_plan()
+        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        if self._host_code_allowed(key):
             runtime.engine_host_code_allowed = True  # Runtime.engine_host_code_allowed (default False)
         engine = runtime.deserialize_cuda_engine(plan)  # Runtime.deserialize_cuda_engine -> ICudaEngine | None
         if engine is None:
             lean = " (the lean runtime only loads plans built with --version-compatible)" if is_lean(trt) else ""
             raise UserError(
-                f"{self.engine_path}: TensorRT {getattr(trt, '__version__', '?')} cannot load this engine: "
+                f"{self.engine_path}: {flavour.label} cannot load this engine: "
                 f"corrupt, not a TensorRT plan, or built by another TensorRT version or GPU{lean}; "
                 f"rebuild it with `pointpillars-trt build --force`"
             )
         if engine.num_optimization_profiles < 1:
             raise UserError(f"{self.engine_path}: engine has no optimisation profile; rebuild it")
-        context = engine.create_execution_context()  # ICudaEngine.create_execution_context
+        if gpu is not None and self.runtime_cache is None and flavour.has_runtime_cache:
+            self.runtime_cache = fl.runtime_cache_path(self.engine_path.parent, flavour, gpu.cc)
+        self._rt_config, self._rt_cache = fl.make_runtime_config(flavour, engine, self.runtime_cache,
+                                                                 self.cuda_graphs, self._log)
+        context = (engine.create_execution_context(self._rt_config) if self._rt_config is not None
+                   else engine.create_execution_context())  # ICudaEngine.create_execution_context
         if context is None:
             raise UserError(f"{self.engine_path}: cannot create an execution context (out of GPU memory?)")
         self._runtime, self._engine, self._context = runtime, engine, context
@@ -278,10 +229,27 @@ class TensorRTRunner(Runner):
         return io
 
     def deactivate(self) -> None:
-        """Drop context, engine and runtime (TensorRT frees them when their references go)."""
-        self._context = self._engine = self._runtime = None
+        """Save RTX's runtime cache (JIT kernels), then drop context, engine and runtime."""
+        if self._rt_cache is not None and self.runtime_cache is not None:
+            fl.save_bytes(self.runtime_cache, bytes(self._rt_cache.serialize()), self._log)  # IRuntimeCache.serialize
+        self._context = self._engine = self._runtime = self._rt_cache = self._rt_config = None
         self._bound = {}
         super().deactivate()
+
+    def capturable(self, stream: int) -> bool:
+        """Whether the graph pipeline may capture this engine's execute_async_v3 on ``stream`` into a CUDA graph.
+
+        Call it after one warm-up infer() with the shapes and addresses the graph will use, outside any
+        capture: TensorRT documents ("Optimizing TensorRT Performance", CUDA Graphs) that the first enqueue
+        after a shape change does deferred work that must not land in a graph. TensorRT-RTX answers with
+        IExecutionContext.is_stream_capturable(stream) (its 1.2 release notes: capture also needs plans built
+        with BuilderFlag.REQUIRE_USER_ALLOCATION, which `build` does not set yet, and the runner's built-in
+        ``cuda_graphs`` off); the full package has no such query, so True. UNTESTED on this hardware: the lent
+        GPUs are Hopper, where RTX engines do not run, and the full tensorrt could not be installed.
+        """
+        if self._context is None:
+            raise RuntimeError("TensorRTRunner: call activate() first")
+        return fl.stream_capturable(self.flavour, self._context, stream) and not self.cuda_graphs
 
     # ---- introspection -------------------------------------------------------
     @property
