@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pointpillars_trt import log
+from pointpillars_trt.cache_dir import default_cache_dir
 from pointpillars_trt.model import tensor_names as tn
 from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.errors import UserError
@@ -32,8 +33,8 @@ def add_model_args(p: argparse.ArgumentParser, *, required: bool = True) -> None
     b.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="auto: tensorrt, else torch on a GPU, else onnxruntime on the CPU")
     b.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto", help="where to run (default: cuda if available)")
-    b.add_argument("--cache-dir", type=Path, default=Path("engines"),
-                   help="where exported ONNX files and built engines are cached (default ./engines)")
+    b.add_argument("--cache-dir", type=Path, default=default_cache_dir(),
+                   help="where exported ONNX files and built engines are cached (default: $POINTPILLARS_TRT_CACHE, else ~/.cache/pointpillars_trt)")
     b.add_argument("--threads", type=int, default=None, help="CPU threads for onnxruntime (default: all cores)")
     p.set_defaults(_model_required=required)
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pointpillars_trt.cache_dir import default_cache_dir
 from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.backends.tensorrt.builder import DEFAULT_OPT_PILLARS, DEFAULT_WORKSPACE_MB, build_all, profiles_for
 from pointpillars_trt.errors import UserError
@@ -29,7 +30,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                     "`tensorrt` Python package (10.x or 11.x).",
     )
     p.add_argument("--onnx-dir", required=True, type=Path, help="folder with pfn_fp32.onnx, rpn_fp16.onnx, ...")
-    p.add_argument("--engines-dir", type=Path, default=Path("engines"), help="where engines go (default: engines)")
+    p.add_argument("--engines-dir", type=Path, default=default_cache_dir(), help="where engines go (default: the user cache, see `cache`)")
     p.add_argument("--precision", nargs="+", choices=PRECISIONS, default=list(PRECISIONS),
                    help="precisions to build (default: fp32 fp16)")
     p.add_argument("--max-pillars", type=int, default=PointPillarsConfig().max_pillars,
@@ -49,10 +50,29 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+NO_BUILD_NEEDED = ("without engines, run infer/bench with --backend torch (GPU) or --backend onnxruntime (CPU), "
+                   "which use the ONNX files directly")
+
+
+def _builder_and_gpu() -> tuple[Any, Any]:
+    """TensorRT's builder module and the GPU, or a UserError that fits `build` (which has no --backend option)."""
+    from pointpillars_trt.backends.tensorrt.builder import import_trt_builder
+    from pointpillars_trt.backends.tensorrt.runner import probe_gpu
+
+    try:
+        trt = import_trt_builder()
+    except UserError:
+        raise UserError("build needs TensorRT's builder (the `tensorrt` Python package 10.x/11.x): pip install tensorrt "
+                        f"on a machine with an NVIDIA GPU; {NO_BUILD_NEEDED}") from None
+    gpu, why = probe_gpu()
+    if gpu is None:
+        raise UserError(f"build needs the NVIDIA GPU the engines will run on, but {why}; {NO_BUILD_NEEDED}")
+    return trt, gpu
+
+
 def run(args: argparse.Namespace) -> int:
     """Build the engines; returns 0, or raises UserError (no TensorRT, no GPU, missing ONNX, failed build)."""
-    from pointpillars_trt.backends.tensorrt.runner import require_gpu
-    from pointpillars_trt.backends.tensorrt.builder import import_trt_builder, make_builder_fn, timing_cache_path
+    from pointpillars_trt.backends.tensorrt.builder import make_builder_fn, timing_cache_path
 
     for flag, value in (("--max-pillars", args.max_pillars), ("--opt-pillars", args.opt_pillars),
                         ("--max-batch", args.max_batch), ("--workspace-mb", args.workspace_mb)):
@@ -63,8 +83,7 @@ def run(args: argparse.Namespace) -> int:
     profiles = profiles_for(args.max_pillars, args.opt_pillars, args.max_batch)
     if not args.onnx_dir.is_dir():
         raise UserError(f"--onnx-dir {args.onnx_dir} is not a folder")
-    trt = import_trt_builder()
-    gpu = require_gpu()
+    trt, gpu = _builder_and_gpu()
     trt_version = str(trt.__version__)
     print(f"TensorRT {trt_version} on {gpu.name} ({gpu.sm}); engines -> {args.engines_dir}/", flush=True)
     args.engines_dir.mkdir(parents=True, exist_ok=True)
