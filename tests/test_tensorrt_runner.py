@@ -210,7 +210,9 @@ def test_cli_parses_all_options(tmp_path):
     assert (a.opt_pillars, a.max_batch, a.version_compatible, a.workspace_mb, a.force) == (8000, 4, True, 2048, True)
     d = _parse(["build", "--onnx-dir", str(tmp_path)])
     assert d.precision == ["fp32", "fp16"] and d.max_pillars == 40000 and d.opt_pillars == 12000
-    assert d.max_batch == 1 and d.engines_dir == Path("engines") and not d.version_compatible
+    from pointpillars_trt.cache_dir import default_cache_dir
+
+    assert d.max_batch == 1 and d.engines_dir == default_cache_dir() and not d.version_compatible
 
 
 @pytest.mark.skipif(HAS_BUILDER, reason="the tensorrt builder is installed here")
@@ -218,8 +220,8 @@ def test_cli_without_tensorrt_says_how_to_install(tmp_path):
     with pytest.raises(UserError) as e:
         build_cli.run(_parse(["build", "--onnx-dir", str(tmp_path)]))
     msg = str(e.value)
-    assert "TensorRT's builder (the `tensorrt` Python package 10.x/11.x) is not installed" in msg
-    assert "pip install tensorrt" in msg and "--backend torch/onnxruntime" in msg and "\n" not in msg
+    assert "build needs TensorRT's builder (the `tensorrt` Python package 10.x/11.x)" in msg
+    assert "pip install tensorrt" in msg and "run infer/bench with --backend torch" in msg and "\n" not in msg
 
 
 @pytest.mark.parametrize("argv, expect", [
