@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from pointpillars_trt import log
+from pointpillars_trt.cache_dir import default_cache_dir
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.io.detections import Detections
 from pointpillars_trt.model import store
@@ -152,7 +153,7 @@ class Detector:
                 raise UserError(f"{name} must be a positive integer, got {value!r}")
         cfg = store.load_config(config)
         be, dev = choose_backend(backend, device)
-        cache = Path(cache_dir) if cache_dir is not None else store.DEFAULT_CACHE_DIR
+        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         model = resolve(cfg, cache)
         pipe = make_pipeline(cfg, model, be, dev, precision, threads=threads, max_batch=max_batch, engines_dir=cache,
                              **gpu_options)

@@ -1,6 +1,7 @@
 """Shared fixtures: paths into ../shared (never copied), the shared checkpoint, one ONNX export per test session."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,19 @@ ALL_SCANS = sorted((KITTI / "scans").glob("*.bin")) + [KITTI / "training/velodyn
 
 def pytest_report_header(config):
     return f"shared data: {SHARED} ({len(ALL_SCANS)} scans)"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def user_cache(tmp_path_factory):
+    """One private model cache for the whole session (commands in-process and in subprocesses), never ~/.cache."""
+    d = tmp_path_factory.mktemp("user_cache")
+    old = os.environ.get("POINTPILLARS_TRT_CACHE")
+    os.environ["POINTPILLARS_TRT_CACHE"] = str(d)
+    yield d
+    if old is None:
+        os.environ.pop("POINTPILLARS_TRT_CACHE", None)
+    else:
+        os.environ["POINTPILLARS_TRT_CACHE"] = old
 
 
 @pytest.fixture(scope="session")

@@ -83,17 +83,3 @@ def test_bench_on_cpu(tmp_path, onnx_dir):
     for stage in ("voxelize", "pfn", "scatter", "rpn", "postprocess", "total"):
         assert f"| {stage} |" in table
     assert "fp16 median ms" in table
-
-
-def test_readme_run_command(tmp_path):
-    """The README's second command, as written (plus a private cache dir), on a fresh cache."""
-    import re
-
-    from conftest import REPO
-
-    readme = (REPO / "README.md").read_text()
-    cmd = re.search(r"^python -m pointpillars_trt infer (.+) --random-init$", readme, re.M)
-    assert cmd, "README's run command not found"
-    r = cli("infer", *cmd.group(1).split(), "--random-init", "--cache-dir", tmp_path / "cache")
-    assert r.returncode == 0, r.stderr
-    assert "UNTRAINED" in r.stderr and "detections" in r.stdout

@@ -220,7 +220,7 @@ def test_cli_without_any_builder_says_how_to_install(tmp_path, monkeypatch):
         build_cli.run(_parse(["build", "--onnx-dir", str(tmp_path)]))
     msg = str(e.value)
     assert "no TensorRT builder is installed" in msg and "pip install tensorrt-rtx" in msg
-    assert "full `tensorrt` package" in msg and "--backend torch/onnxruntime" in msg and "\n" not in msg
+    assert "full `tensorrt` package" in msg and "--backend torch (GPU)" in msg and "\n" not in msg
 
 
 @pytest.mark.parametrize("argv, expect", [

@@ -8,8 +8,12 @@ import sys
 from pathlib import Path
 
 from pointpillars_trt.pipelines import timing as bench
+from pointpillars_trt.api import choose_backend
 from pointpillars_trt.cli.model_options import add_model_args, make_detector
 from pointpillars_trt.errors import UserError
+
+GPU_ITERS, GPU_WARMUP = 200, 10
+CPU_ITERS, CPU_WARMUP = 5, 1  # a CPU scan takes ~0.4 s on 2 cores
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -19,10 +23,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     add_model_args(p)
     p.add_argument("--precisions", nargs="+", choices=("fp32", "fp16"), default=None,
                    help="precisions to compare (default: --precision)")
-    p.add_argument("--iters", type=int, default=200, help="timed scans per configuration (default 200)")
-    p.add_argument("--warmup", type=int, default=10, help="untimed scans first (default 10)")
+    p.add_argument("--iters", type=int, default=None,
+                   help=f"timed scans per configuration (default {GPU_ITERS} on the GPU, {CPU_ITERS} on the CPU: seconds, not minutes)")
+    p.add_argument("--warmup", type=int, default=None,
+                   help=f"untimed scans first (default {GPU_WARMUP} on the GPU, {CPU_WARMUP} on the CPU)")
     p.add_argument("--soak", type=int, default=0, metavar="N",
-                   help="instead of timing: run N scans and report device memory at start and end")
+                   help="GPU only: instead of timing, run N scans and report device memory at start and end")
     p.add_argument("--out", type=Path, default=None, help="write <out>.json and <out>.md")
     p.add_argument("--force", action="store_true", help="overwrite existing <out>.json / <out>.md")
     p.set_defaults(func=run)
@@ -35,9 +41,18 @@ def run(args: argparse.Namespace) -> int:
         if clash:
             raise UserError(f"{clash[0]} exists; pass --force or another --out")
     for flag in ("iters", "warmup", "soak"):
-        if getattr(args, flag) < 0:
+        if (getattr(args, flag) or 0) < 0:
             raise UserError(f"--{flag} must be 0 or more")
+    backend, device = choose_backend(args.backend, args.device)
+    if args.soak and device != "cuda":
+        raise UserError(f"--soak measures GPU memory and needs an NVIDIA GPU (--backend torch or tensorrt); "
+                        f"this run would use {backend} on the CPU, where there is no device memory to watch")
+    on_gpu = device == "cuda"
+    iters = args.iters if args.iters is not None else (GPU_ITERS if on_gpu else CPU_ITERS)
+    warmup = args.warmup if args.warmup is not None else (GPU_WARMUP if on_gpu else CPU_WARMUP)
     scans = bench.load_scans(args.scans)
+    what = f"memory soak of {args.soak} scans" if args.soak else f"{warmup} warm-up + {iters} timed scans per precision"
+    print(f"bench: {backend} on {device}, {len(scans)} scan(s) from {args.scans}, {what}", flush=True)
     precisions = args.precisions or [args.precision]
     command = "python -m pointpillars_trt " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if getattr(args, "_prog", None):  # run as `python -m pointpillars_trt.cli.bench`
@@ -60,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
                       f"{res['used_mib_start']:.1f} MiB -> {res['used_mib_end']:.1f} MiB (delta {res['delta_mib']:+.1f} MiB; "
                       f"by scan {trail})", flush=True)
                 continue
-            samples = bench.time_pipeline(det.pipeline, scans, args.iters, args.warmup)
+            samples = _timed(det.pipeline, scans, iters, warmup, name)
         results[name] = bench.summarize(samples)
     md = None
     if results:
@@ -70,6 +85,18 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         bench.write_results(args.out, payload, (f"`{command}`\n\n" + md) if md else None)
     return 0
+
+
+def _timed(pipe, scans: list, iters: int, warmup: int, name: str) -> dict[str, list[float]]:
+    """bench.time_pipeline one scan at a time (cycling through the scans) behind a progress bar."""
+    from tqdm import tqdm
+
+    bench.time_pipeline(pipe, scans, 0, warmup)
+    samples: dict[str, list[float]] = {}
+    for i in tqdm(range(iters), desc=name, unit="scan", file=sys.stderr, disable=iters == 0):
+        for k, v in bench.time_pipeline(pipe, [scans[i % len(scans)]], 1, 0).items():
+            samples.setdefault(k, []).extend(v)
+    return samples
 
 
 def main(argv: list[str] | None = None) -> int:

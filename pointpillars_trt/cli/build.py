@@ -13,6 +13,7 @@ from typing import Any
 
 from pointpillars_trt.backends.tensorrt.builder import DEFAULT_OPT_PILLARS, DEFAULT_WORKSPACE_MB, profiles_for
 from pointpillars_trt.backends.tensorrt.flavour import RTX_CCS, RTX_DEFAULT_CCS
+from pointpillars_trt.cache_dir import default_cache_dir
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.model.tensor_names import PRECISIONS
@@ -32,8 +33,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     m.add_argument("--checkpoint", type=Path, help="OpenPCDet checkpoint, exported to ONNX once and cached in --cache-dir")
     m.add_argument("--random-init", action="store_true", help="the seeded, UNTRAINED demo model")
     m.add_argument("--config", type=Path, help="OpenPCDet model YAML (default: KITTI PointPillars)")
-    m.add_argument("--cache-dir", type=Path, default=Path("engines"), help="where exports are cached (default: engines)")
-    p.add_argument("--engines-dir", type=Path, default=Path("engines"), help="where engines go (default: engines)")
+    m.add_argument("--cache-dir", type=Path, default=default_cache_dir(),
+                   help="where exports are cached (default: the user cache, see `cache`)")
+    p.add_argument("--engines-dir", type=Path, default=default_cache_dir(),
+                   help="where engines go (default: the user cache, see `cache`)")
     p.add_argument("--precision", nargs="+", choices=PRECISIONS, default=list(PRECISIONS),
                    help="precisions to build (default: fp32 fp16)")
     p.add_argument("--compute-capability", nargs="+", default=[], metavar="CC",
@@ -61,14 +64,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _onnx_dir(args: argparse.Namespace) -> Path:
-    """The ONNX folder: --onnx-dir as given, or the cached export of --checkpoint / --random-init (api.resolve_model)."""
+    """The ONNX folder: --onnx-dir as given, or the cached export of --checkpoint / --random-init (cli.model_options.model_files)."""
     if args.onnx_dir and not (args.checkpoint or args.random_init):
         if not args.onnx_dir.is_dir():
             raise UserError(f"--onnx-dir {args.onnx_dir} is not a folder")
         return args.onnx_dir
-    from pointpillars_trt.api import load_config, resolve_model
+    from pointpillars_trt.cli.model_options import model_files
 
-    return resolve_model(args, load_config(args))[0]
+    return model_files(args).onnx_dir
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,7 +12,9 @@ from pointpillars_trt import log
 from pointpillars_trt.cli.model_options import add_model_args, make_detector
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.cli.infer import image_shape
-from pointpillars_trt.io.kitti import Calib, detections_to_kitti, read_bin, write_labels
+from pointpillars_trt.cli.point_options import point_reader
+from pointpillars_trt.io.kitti import Calib, detections_to_kitti, write_labels
+from pointpillars_trt.io.points import read_bin
 
 
 def extend(sub: argparse._SubParsersAction) -> None:
@@ -99,9 +101,12 @@ def run_view(args: argparse.Namespace, plain_view) -> int:
         raise UserError("give either --detections FILE or a model (--checkpoint/--onnx-dir/--random-init), not both")
     from pointpillars_trt.cli.view import check_args
 
-    check_args(args)  # output files, --labels/--calib: before minutes of export and inference
+    check_args(args)  # output files, --labels/--calib, Open3D and a display: before minutes of export and inference
+    points, _ = point_reader(args)(args.scan)  # a bad scan fails before the model loads
     with make_detector(args) as det:
         log.info(det.description)
-        res = det.run(read_bin(args.scan))
+        if det.untrained:
+            log.warn("UNTRAINED random-init model: the boxes drawn are meaningless; pass --checkpoint with trained weights")
+        res = det.run(points)
     print(f"{args.scan}: {len(res.detections)} detections")
-    return plain_view(args, detections=res.detections, class_names=det.cfg.class_names)
+    return plain_view(args, detections=res.detections, class_names=det.cfg.class_names, untrained=det.untrained)

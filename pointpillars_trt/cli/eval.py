@@ -66,12 +66,21 @@ def evaluate_and_report(results: Path, labels: Path, ids: list[str] | None, out:
     return 0
 
 
+def check_results_dir(results: Path) -> None:
+    """UserError for a results folder holding only infer's .json files: KITTI's evaluation needs the camera-frame .txt."""
+    if results.is_dir() and not any(results.glob("*.txt")) and any(results.glob("*.json")):
+        raise UserError(f"{results} holds only .json results (lidar frame), no KITTI <id>.txt (camera frame); "
+                        "re-run infer with --calib FILE|DIR (or on scans in KITTI's training/velodyne/ layout) to write them, "
+                        "or use eval --data KITTI_ROOT")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run `eval --results DIR --labels DIR [--ids FILE] [--out DIR] [--force]`."""
     from pointpillars_trt.evaluation.files import read_ids
 
     if args.results is None or args.labels is None:
         raise UserError("eval needs --results DIR and --labels DIR")
+    check_results_dir(args.results)
     ids = read_ids(args.ids) if args.ids is not None else None
     return evaluate_and_report(args.results, args.labels, ids, args.out, args.force,
                                progress=getattr(args, "progress", True))

@@ -12,7 +12,8 @@ from pointpillars_trt import log
 from pointpillars_trt.api import Detector
 from pointpillars_trt.cli.model_options import add_model_args, make_detector
 from pointpillars_trt.errors import UserError
-from pointpillars_trt.io.kitti import KITTI_IMAGE_SHAPE, Calib, detections_to_json, detections_to_kitti, read_bin, write_labels
+from pointpillars_trt.cli.point_options import add_point_args, collect_scans, point_reader
+from pointpillars_trt.io.kitti import KITTI_IMAGE_SHAPE, Calib, detections_to_json, detections_to_kitti, write_labels
 
 DEFAULT_IMAGE_SHAPE = KITTI_IMAGE_SHAPE  # used to clip 2D boxes when no image_2 file is found
 
@@ -20,7 +21,9 @@ DEFAULT_IMAGE_SHAPE = KITTI_IMAGE_SHAPE  # used to clip 2D boxes when no image_2
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "infer", help="detect cars, pedestrians and cyclists in velodyne scans",
-        description="Detect objects in KITTI-format velodyne scans (N x 4 float32: x, y, z, intensity, lidar frame). "
+        description="Detect objects in LiDAR scans: KITTI .bin (N x 4 float32: x, y, z, intensity, lidar frame), "
+                    ".npy/.npz, .pcd, .ply (--point-dims/--columns for other .bin layouts). Every input is checked "
+                    "before the model loads; a scan that fails is reported and skipped (exit 1 at the end). "
                     "Prints a table per scan; with --out writes <scan>.json (lidar frame) and, when a calib is known, "
                     "<scan>.txt in KITTI's 16-column result format (camera frame).",
         epilog="examples:\n"
@@ -28,30 +31,19 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                "  python -m pointpillars_trt infer scans/ --checkpoint pointpillar_7728.pth --out results/ --precision fp16\n"
                "calib: --calib FILE or DIR; by default a scan in KITTI's layout (…/velodyne/ID.bin) uses …/calib/ID.txt.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("scans", nargs="+", type=Path, help=".bin scans and/or folders of them")
+    p.add_argument("scans", nargs="+", type=Path, help="scans (.bin .npy .npz .pcd .ply) and/or folders of them")
     add_model_args(p)
+    add_point_args(p)
     p.add_argument("--calib", type=Path, help="KITTI calib file (all scans) or folder of <id>.txt")
     p.add_argument("--out", type=Path, help="folder for result files (created); existing files need --force")
     p.add_argument("--force", action="store_true", help="overwrite existing result files")
+    p.add_argument("--score-thresh", type=float, default=None, metavar="S",
+                   help="keep detections scoring at least S (the model itself keeps >= its config's score_thresh, 0.1)")
+    p.add_argument("--fail-fast", action="store_true",
+                   help="stop at the first scan that fails (default: report it, go on, exit 1 at the end)")
     p.add_argument("--show", type=int, default=10, help="detections to print per scan (default 10, 0 = none)")
     p.set_defaults(func=run)
     return p
-
-
-def collect_scans(paths: list[Path]) -> list[Path]:
-    """Expand folders to their sorted *.bin files; every path must exist."""
-    scans: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            found = sorted(p.glob("*.bin"))
-            if not found:
-                raise UserError(f"{p}: folder has no .bin scans")
-            scans += found
-        elif p.exists():
-            scans.append(p)
-        else:
-            raise UserError(f"scan not found: {p}")
-    return scans
 
 
 def find_calib(scan: Path, calib: Path | None) -> Path | None:
@@ -90,33 +82,84 @@ def format_table(dets, class_names: tuple[str, ...], limit: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Check every input, load the model once, detect scan by scan (skipping failures unless --fail-fast), summarise."""
     if args.show < 0:
         raise UserError(f"--show must be 0 or more, got {args.show}")
+    if args.score_thresh is not None and not 0.0 <= args.score_thresh <= 1.0:
+        raise UserError(f"--score-thresh must be in [0, 1], got {args.score_thresh}")
+    read = point_reader(args)
     scans = collect_scans(args.scans)
-    calibs = {s: find_calib(s, args.calib) for s in scans}
-    calibs = {s: Calib.read(c) if c else None for s, c in calibs.items()}  # bad calibs fail before any work
     if args.out and args.out.exists() and not args.out.is_dir():
         raise UserError(f"--out {args.out} is a file; give a folder")
+    stems = Counter(s.stem for s in scans)
+    if args.out and max(stems.values()) > 1:
+        raise UserError(f"two scans named {stems.most_common(1)[0][0]} would write the same result file; use separate --out folders")
+    failed: list[tuple[Path, str]] = []
+    calibs = _check_inputs(scans, args, read, failed)  # before the model loads: a bad file costs nothing
+    if not calibs:
+        raise UserError(failed[0][1] if len(failed) == 1 else f"none of the {len(scans)} scans can be read (first: {failed[0][1]})")
     if args.out:
-        targets = [args.out / f"{s.stem}.json" for s in scans] + [args.out / f"{s.stem}.txt" for s in scans if calibs[s] is not None]
-        stems = Counter(s.stem for s in scans)
-        if max(stems.values()) > 1:
-            raise UserError(f"two scans named {stems.most_common(1)[0][0]}.bin would write the same result file; use separate --out folders")
+        targets = [args.out / f"{s.stem}.json" for s in calibs] + [args.out / f"{s.stem}.txt" for s, c in calibs.items() if c]
         clash = [t for t in targets if t.exists()]
         if clash and not args.force:
             raise UserError(f"{clash[0]} exists ({len(clash)} result file(s) would be overwritten); pass --force or another --out")
         args.out.mkdir(parents=True, exist_ok=True)
+    totals = []
     with make_detector(args) as det:
         log.info(det.description)
         if det.untrained:
             log.warn("UNTRAINED random-init model: boxes are meaningless; pass --checkpoint with trained OpenPCDet weights")
-        totals = [_infer_one(det, scan, calibs[scan], args) for scan in _progress(scans)]
+        for scan in _progress(list(calibs)):
+            try:
+                totals.append(_infer_one(det, scan, calibs[scan], read, args, first=not totals))
+            except Exception as e:  # noqa: BLE001  one bad scan must not end a folder run
+                if args.fail_fast:
+                    raise
+                failed.append((scan, _named(scan, _reason(e))))
+                log.warn(f"failed, skipped: {failed[-1][1]}")
+    return _summary(scans, totals, failed, args.out)
+
+
+def _check_inputs(scans: list[Path], args: argparse.Namespace, read, failed: list[tuple[Path, str]]) -> dict[Path, Calib | None]:
+    """{scan: calib} of the scans that read (points and calib); the others go to `failed` (raise with --fail-fast)."""
+    ok: dict[Path, Calib | None] = {}
+    for scan in scans:
+        try:
+            read(scan)
+            c = find_calib(scan, args.calib)
+            ok[scan] = Calib.read(c) if c else None
+        except UserError as e:
+            if args.fail_fast or len(scans) == 1:
+                raise
+            failed.append((scan, _named(scan, str(e))))
+            log.warn(f"skipped: {failed[-1][1]}")
+    return ok
+
+
+def _reason(e: Exception) -> str:
+    """One line for the summary: a UserError's message, else the exception type and its first line."""
+    text = str(e).splitlines()[0] if str(e) else ""
+    return text if isinstance(e, UserError) else f"{type(e).__name__}: {text}"
+
+
+def _named(scan: Path, why: str) -> str:
+    """The reason, prefixed with the scan's path unless it already names it."""
+    return why if str(scan) in why else f"{scan}: {why}"
+
+
+def _summary(scans: list[Path], totals: list[float], failed: list[tuple[Path, str]], out: Path | None) -> int:
+    """Timing line, where the results are, and what failed and why; 1 if anything failed."""
     if len(totals) > 2:  # the first scan carries JIT compilation and warm-up: leave it out of the summary
         t = np.array(totals[1:]) * 1000
         log.info(f"{len(totals)} scans: {np.median(t):.1f} ms median per scan after the first ({totals[0] * 1000:.0f} ms, warm-up)")
-    if args.out:
-        log.info(f"results in {args.out}/")
-    return 0
+    if out:
+        log.info(f"results in {out}/")
+    if not failed:
+        return 0
+    log.info(f"{len(totals)} of {len(scans)} scans done; {len(failed)} failed:")
+    for _, why in failed:
+        log.info(f"  {why}")
+    return 1
 
 
 def _progress(scans: list[Path]):
@@ -127,13 +170,15 @@ def _progress(scans: list[Path]):
     return scans
 
 
-def _infer_one(det: Detector, scan: Path, calib: Calib | None, args: argparse.Namespace) -> float:
+def _infer_one(det: Detector, scan: Path, calib: Calib | None, read, args: argparse.Namespace, first: bool) -> float:
     """Detect, report and write one scan; returns the pipeline's seconds."""
-    points, rd = read_bin(scan, with_stats=True)
+    points, rd = read(scan)
     if rd.num_nonfinite:
         log.warn(f"{scan}: dropped {rd.num_nonfinite} point(s) with NaN/Inf coordinates")
     res = det.run(points)
     st, dets, names = res.stats, res.detections, det.cfg.class_names
+    if args.score_thresh is not None:
+        dets = dets.above(args.score_thresh)
     if st.dropped_max_pillars:
         log.warn(f"{scan}: more than max_pillars={det.cfg.max_pillars} pillars; {st.dropped_max_pillars} point(s) "
                  "that would open further pillars were dropped (as OpenPCDet does)")
@@ -142,7 +187,8 @@ def _infer_one(det: Detector, scan: Path, calib: Calib | None, args: argparse.Na
     per_class = Counter(names[l - 1] for l in dets.labels)
     ms = 1000 * res.times["total"]
     print(f"{scan}: {len(points)} points, {st.num_pillars} pillars, {len(dets)} detections "
-          f"({', '.join(f'{n} {per_class.get(n, 0)}' for n in names)}) in {ms:.0f} ms")
+          f"({', '.join(f'{n} {per_class.get(n, 0)}' for n in names)}) in {ms:.0f} ms"
+          + (" (first scan: includes warm-up and JIT compilation)" if first else ""))
     if args.show and len(dets):
         print(format_table(dets, names, args.show))
     if args.out:

@@ -8,7 +8,8 @@ from pathlib import Path
 from pointpillars_trt.api import BACKENDS, DEVICES, Detector
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.model import tensor_names as tn
-from pointpillars_trt.model.store import DEFAULT_CACHE_DIR
+from pointpillars_trt.cache_dir import default_cache_dir
+from pointpillars_trt.model import store
 
 
 def add_model_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -24,19 +25,35 @@ def add_model_args(p: argparse.ArgumentParser, *, required: bool = True) -> None
     b.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="auto: tensorrt, else torch on a GPU, else onnxruntime on the CPU")
     b.add_argument("--device", choices=DEVICES, default="auto", help="where to run (default: cuda if available)")
-    b.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR,
-                   help="where exported ONNX files and built engines are cached (default ./engines)")
+    b.add_argument("--cache-dir", type=Path, default=default_cache_dir(),
+                   help="where exported ONNX files and built engines are cached (default: $POINTPILLARS_TRT_CACHE, "
+                        "else $XDG_CACHE_HOME/pointpillars_trt or ~/.cache/pointpillars_trt)")
     b.add_argument("--threads", type=int, default=None, help="CPU threads for onnxruntime (default: all cores)")
     p.set_defaults(_model_required=required)
 
 
-def make_detector(args: argparse.Namespace) -> Detector:
-    """The Detector the options name (only turns options into a Detector.from_checkpoint/from_onnx/random_init call)."""
+def _check_one_model(args: argparse.Namespace) -> None:
     given = [n for n in ("checkpoint", "onnx_dir") if getattr(args, n, None)] + (["random_init"] if args.random_init else [])
     if len(given) > 1:
         raise UserError("give only one of --checkpoint, --onnx-dir, --random-init")
     if not given:
         raise UserError("no model: give --checkpoint CKPT.pth, --onnx-dir DIR (from `export`), or --random-init for an untrained demo model")
+
+
+def model_files(args: argparse.Namespace) -> store.ModelFiles:
+    """The model files the options name, without building a pipeline (for `build` and `export`)."""
+    _check_one_model(args)
+    cfg = store.load_config(args.config)
+    if args.onnx_dir:
+        return store.from_onnx_dir(args.onnx_dir, cfg, str(args.config or "the default"))
+    if args.random_init:
+        return store.random_init(cfg, Path(args.cache_dir))
+    return store.from_checkpoint(args.checkpoint, cfg, Path(args.cache_dir))
+
+
+def make_detector(args: argparse.Namespace) -> Detector:
+    """The Detector the options name (only turns options into a Detector.from_checkpoint/from_onnx/random_init call)."""
+    _check_one_model(args)
     options = dict(config=args.config, precision=args.precision, backend=args.backend, device=args.device,
                    cache_dir=args.cache_dir, threads=args.threads)
     if args.onnx_dir:

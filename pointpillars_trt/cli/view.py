@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
+from pointpillars_trt.cli.point_options import add_point_args, point_reader
 from pointpillars_trt.io.detections import Detections
 from pointpillars_trt.errors import UserError
 
@@ -15,7 +16,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "view", help="show a scan with detections / ground truth (3D window, --save PNG, --bev PNG)",
         description="Show a KITTI .bin scan with predicted boxes (class colours, heading mark) and ground truth "
                     "(white). Without --save/--bev an Open3D window opens; with them PNGs are written instead.")
-    p.add_argument("scan", type=Path, help="velodyne scan (N x 4 float32 .bin)")
+    p.add_argument("scan", type=Path, help="scan: KITTI .bin (N x 4 float32), .npy/.npz, .pcd or .ply")
     p.add_argument("--detections", type=Path, help="detections JSON (as written by `infer --out`)")
     p.add_argument("--labels", type=Path, help="KITTI label_2 file with ground truth (needs --calib)")
     p.add_argument("--calib", type=Path, help="KITTI calib file for --labels")
@@ -24,6 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--color-by", choices=("height", "intensity"), default="height", help="point colouring")
     p.add_argument("--score-thresh", type=float, default=0.0, help="hide detections below this score (default 0)")
     p.add_argument("--force", action="store_true", help="overwrite existing --save/--bev files")
+    add_point_args(p)
     p.set_defaults(func=run)
     return p
 
@@ -47,24 +49,36 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError("--save and --bev name the same file")
     if (args.labels is None) != (args.calib is None):
         raise UserError("--labels and --calib go together (ground truth is camera-frame; calib converts it)")
+    check_viewer(args)
+
+
+def check_viewer(args: argparse.Namespace) -> None:
+    """Open3D (and a display, or a Vulkan driver for --save) where the view needs them: before any model work."""
+    if args.save is not None or args.bev is None:
+        from pointpillars_trt.viz.open3d_view import check_display, check_offscreen_support, import_open3d
+
+        if args.save is None:
+            check_display()
+        import_open3d()
+        if args.save is not None:
+            check_offscreen_support()
 
 
 def run(args: argparse.Namespace, detections: Detections | None = None,
-        class_names: Sequence[str] | None = None) -> int:
+        class_names: Sequence[str] | None = None, untrained: bool = False) -> int:
     """Load inputs and draw. `detections` lets a caller that ran the detector pass its result instead of a JSON."""
     from pointpillars_trt.model.config import PointPillarsConfig
-    from pointpillars_trt.io.kitti import read_bin
     from pointpillars_trt.viz.inputs import load_detections_json, load_ground_truth
 
     names = tuple(class_names) if class_names else PointPillarsConfig().class_names
     check_args(args)
     if detections is not None and args.detections is not None:
         raise UserError("--detections given while detections were also computed; use one")
-    points = read_bin(args.scan)
+    points, _ = point_reader(args)(args.scan)
     if args.detections is not None:
         detections = load_detections_json(args.detections, names)
     gt_boxes, gt_names = (load_ground_truth(args.labels, args.calib) if args.labels is not None else (None, None))
-    kw = dict(detections=detections, gt_boxes=gt_boxes, gt_names=gt_names, class_names=names, title=args.scan.name,
+    kw = dict(detections=detections, gt_boxes=gt_boxes, gt_names=gt_names, class_names=names, title=args.scan.name + ("  UNTRAINED random-init model" if untrained else ""),
               color_by=args.color_by, score_thresh=args.score_thresh)
     if args.bev is None and args.save is None:
         from pointpillars_trt.viz.open3d_view import show_window

@@ -36,6 +36,11 @@ class Detections:
     def empty(cls) -> "Detections":
         return cls(np.zeros((0, 7), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32))
 
+    def above(self, score_thresh: float) -> "Detections":
+        """The detections scoring at least score_thresh (order kept), for a stricter cut than the model's."""
+        keep = self.scores >= score_thresh
+        return Detections(self.boxes[keep], self.scores[keep], self.labels[keep])
+
     def as_array(self) -> np.ndarray:
         """[D, 9] float32: box, score, label (DESIGN.md's download layout)."""
         return np.column_stack([self.boxes, self.scores, self.labels.astype(np.float32)]).astype(np.float32)

@@ -1,4 +1,4 @@
-"""KITTI file formats: velodyne .bin scans, calib, label_2 (read/write) and detection results.
+"""KITTI file formats: calib, label_2 (read/write) and detection results; scans are read in io/points.py.
 
 Boxes inside the project are lidar-frame (x, y, z_centre, dx, dy, dz, yaw); KITTI
 labels are camera-frame (h, w, l, x, y_bottom, z, rotation_y). The conversions
@@ -14,52 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from pointpillars_trt.errors import UserError
+from pointpillars_trt.io.points import POINT_BYTES, ScanStats, read_bin, write_bin  # noqa: F401  (their old home)
 
-POINT_BYTES = 16  # x, y, z, intensity as float32
 KITTI_IMAGE_SHAPE = (375, 1242)  # (height, width) of KITTI's left colour camera, where no image says otherwise
-
-
-@dataclass
-class ScanStats:
-    """What reading a scan had to drop, so callers can report it."""
-
-    num_points: int
-    num_nonfinite: int
-
-
-def read_bin(path: str | os.PathLike, *, with_stats: bool = False):
-    """Read an N x 4 float32 velodyne scan; drop (and count) rows with NaN/Inf.
-
-    Raises UserError for a missing file, an empty file or a size that is not a
-    multiple of 16 bytes (a truncated or foreign file).
-    """
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise UserError(f"scan not found: {path}") from None
-    if path.is_dir():
-        raise UserError(f"scan {path} is a directory, expected a .bin file")
-    if size == 0:
-        raise UserError(f"scan {path} is empty (0 bytes)")
-    if size % POINT_BYTES:
-        raise UserError(
-            f"scan {path}: {size} bytes is not a multiple of {POINT_BYTES} (x,y,z,intensity float32); truncated or not a KITTI .bin"
-        )
-    pts = np.fromfile(path, dtype="<f4").reshape(-1, 4)
-    finite = np.isfinite(pts).all(axis=1)
-    bad = int((~finite).sum())
-    if bad:
-        pts = pts[finite]
-    pts = np.ascontiguousarray(pts, dtype=np.float32)
-    if with_stats:
-        return pts, ScanStats(num_points=len(pts), num_nonfinite=bad)
-    return pts
-
-
-def write_bin(path: str | os.PathLike, points: np.ndarray) -> None:
-    """Write an N x 4 float32 scan in KITTI's velodyne layout."""
-    np.ascontiguousarray(points[:, :4], dtype="<f4").tofile(path)
 
 
 def read_text(path: Path, what: str) -> str:

@@ -12,7 +12,6 @@ from pointpillars_trt.errors import UserError
 from pointpillars_trt.model import tensor_names as tn
 from pointpillars_trt.model.config import PointPillarsConfig
 
-DEFAULT_CACHE_DIR = Path("engines")  # relative to the working directory, as the commands' --cache-dir
 
 
 @dataclass(frozen=True)

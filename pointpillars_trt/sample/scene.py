@@ -15,7 +15,8 @@ import numpy as np
 
 from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.io.kitti import (KITTI_IMAGE_SHAPE, Calib, KittiObjects, box_corners_lidar, lidar_boxes_to_camera, project_boxes_to_image,
-                       write_bin, write_labels)
+                       write_labels)
+from pointpillars_trt.io.points import write_bin
 
 IMAGE_SHAPE = KITTI_IMAGE_SHAPE
 

@@ -51,6 +51,18 @@ def _draw_grid(d: ImageDraw.ImageDraw, view: BevView) -> None:
     d.polygon([(c0[0], c0[1] - 10), (c0[0] - 6, c0[1] + 2), (c0[0] + 6, c0[1] + 2)], fill=(200, 200, 200))
 
 
+def _draw_scale_bar(d: ImageDraw.ImageDraw, view: BevView, metres: int = 10) -> None:
+    """A `metres`-long bar with end ticks and its length above it, on a dark patch in the map's bottom-left corner."""
+    x0, y0 = 16, view.size[1] - 20
+    x1 = x0 + metres / view.res
+    grey = (230, 230, 230)
+    d.rectangle([x0 - 8, y0 - 30, x1 + 8, y0 + 10], fill=(0, 0, 0), outline=(90, 90, 90))
+    d.line([(x0, y0), (x1, y0)], fill=grey, width=3)
+    for x in (x0, x1):
+        d.line([(x, y0 - 6), (x, y0 + 6)], fill=grey, width=2)
+    d.text((x0, y0 - 26), f"{metres} m", fill=grey)
+
+
 def _draw_boxes(d: ImageDraw.ImageDraw, view: BevView, boxes: np.ndarray, colors: Sequence[tuple[int, int, int]],
                 dashed: bool, width: int) -> None:
     """Box outlines (bottom face) plus a heading mark from the centre to the middle of the front edge."""
@@ -102,6 +114,7 @@ def render_bev(points: np.ndarray, out_png: str | os.PathLike, detections: Detec
         order = np.argsort(np.asarray(detections.scores)[keep], kind="stable")
         _draw_boxes(d, view, boxes[order], [class_color(det_names[i], class_names) for i in order], False, 2)
 
+    _draw_scale_bar(d, view)
     text = caption(title, len(points), det_names, score_thresh, None if gt_names is None else list(gt_names))
     out = add_header(img, text, list(class_names), with_gt=gt_boxes is not None, header_px=view.header_px)
     out_png = Path(out_png)

@@ -52,6 +52,13 @@ def vulkan_driver_files() -> list[Path]:
     return found
 
 
+def check_display() -> None:
+    """Raise UserError where an interactive window cannot open (Linux without DISPLAY / WAYLAND_DISPLAY)."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise UserError("no display for a 3D window (DISPLAY is not set); save it with --save out.png "
+                        "or write a bird's-eye view with --bev out.png")
+
+
 def check_offscreen_support() -> None:
     """Raise UserError where creating an OffscreenRenderer would abort the process (Linux without a Vulkan driver)."""
     if sys.platform.startswith("linux") and not vulkan_driver_files():
@@ -120,9 +127,7 @@ def show_window(points: np.ndarray, detections: Detections | None = None, gt_box
                 gt_names: Sequence[str] | None = None, class_names: Sequence[str] = DEFAULT_CLASSES, title: str = "",
                 color_by: str = "height", score_thresh: float = 0.0) -> str:
     """Open an interactive Open3D window (blocks until closed); returns the caption it printed."""
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise UserError("no display for a 3D window (DISPLAY is not set); save it with --save out.png "
-                        "or write a bird's-eye view with --bev out.png")
+    check_display()
     o3d = import_open3d()
     geoms, _ = build_geometries(o3d, points, detections, gt_boxes, class_names, color_by, score_thresh)
     text = view_caption(points, detections, gt_names, class_names, title, score_thresh)

@@ -77,7 +77,7 @@ from pointpillars_trt.errors import UserError
 TRT_MISSING = (
     "no TensorRT builder is installed: pip install tensorrt-rtx (builds without a GPU; its engines run on "
     "cc 8.0/8.6/8.9/12.x) or the full `tensorrt` package 10.x/11.x (on a machine with an NVIDIA GPU); "
-    "or use --backend torch/onnxruntime"
+    "or run infer/bench without engines: --backend torch (GPU) or --backend onnxruntime (CPU)"
 )
 
 
