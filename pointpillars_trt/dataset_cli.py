@@ -89,7 +89,7 @@ def run_eval_data(args: argparse.Namespace) -> int:
                 pts = pts[fov_mask(pts, calib, shape)]
             d = det.run(pts).detections
             write_labels(res_dir / f"{fid}.txt", detections_to_kitti(d.boxes, d.scores, d.labels, det.cfg.class_names, calib, shape))
-    return evaluate_and_report(res_dir, root / "label_2", ids, args.out, args.force)
+    return evaluate_and_report(res_dir, root / "label_2", ids, args.out, args.force, protocol=args.protocol)
 
 
 def run_view(args: argparse.Namespace, plain_view) -> int:
