@@ -9,7 +9,8 @@ from . import __version__
 from .errors import UserError
 
 # modules that each register one or more subcommands with add_parser(subparsers)
-COMMAND_MODULES = ("infer_cli", "evaluation.cli", "viz.cli", "sample_cli", "export_cli", "build_cli", "bench_cli")
+COMMAND_MODULES = ("infer_cli", "evaluation.cli", "viz.cli", "sample_cli", "export_cli", "build_cli", "bench_cli",
+                   "train_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -54,7 +54,7 @@ def _export_cached(checkpoint: Path, cfg: PointPillarsConfig, cache_dir: Path) -
     mf = out / tn.MANIFEST
     if mf.is_file():
         try:
-            if json.loads(mf.read_text()).get("config") == cfg.to_dict():
+            if json.loads(mf.read_text()).get("config") == cfg.inference_dict():
                 return out
             log.info(f"cached ONNX in {out} does not match the config: re-exporting")
         except json.JSONDecodeError:
@@ -76,7 +76,7 @@ def resolve_model(args: argparse.Namespace, cfg: PointPillarsConfig) -> tuple[Pa
         from .onnx_manifest import read_manifest
 
         m = read_manifest(args.onnx_dir)
-        if m.get("config") != cfg.to_dict():
+        if m.get("config") != cfg.inference_dict():
             raise UserError(f"{args.onnx_dir} was exported with a different config than {args.config or 'the default'}; pass the matching --config")
         ck = m.get("checkpoint") or {}
         ckpt = Path(ck["path"]) if ck.get("path") and Path(ck["path"]).is_file() else None
