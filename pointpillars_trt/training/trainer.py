@@ -74,7 +74,8 @@ def save_checkpoint(path: Path, nets: PointPillarsNets, optimizer: torch.optim.O
                     opts: TrainOptions) -> None:
     """OpenPCDet's checkpoint layout, written atomically so a killed run never leaves half a file."""
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"model_state": model_state(nets), "optimizer_state": optimizer.state_dict(), "epoch": epoch, "it": it,
+    state = {**model_state(nets), "global_step": torch.tensor([it], dtype=torch.int64)}  # as OpenPCDet's buffer
+    torch.save({"model_state": state, "optimizer_state": optimizer.state_dict(), "epoch": epoch, "it": it,
                 "version": "pointpillars_trt-train", "train_args": {k: v for k, v in asdict(opts).items()}}, tmp)
     tmp.replace(path)
 
