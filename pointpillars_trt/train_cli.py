@@ -105,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
         res = validate(load_checkpoint(args.out, cfg).to(device), cfg, args.val_frames, torch.device(device))
         table = format_table(res)
         print(table, end="")
+        ap = ", ".join(f"{c} {res.get('3d', c, 'moderate', 'R40'):.2f}" for c in cfg.class_names)
+        print(f"validation ({args.val_frames} frames of make-sample --seed {cfg.val_seed}), 3D AP R40 moderate: {ap}")
         Path(str(args.out) + ".val_eval.json").write_text(json.dumps(res.to_json(), indent=1) + "\n")
         Path(str(args.out) + ".val_table.txt").write_text(table)
     return 0

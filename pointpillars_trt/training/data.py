@@ -86,7 +86,6 @@ def collate(items: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
         coords.append(c)
     cat = lambda k: torch.from_numpy(np.concatenate([it[k] for it in items]))  # noqa: E731
     return {
-        "batch_size": torch.tensor(len(items)),
         "features": cat("features"),
         "coords": torch.from_numpy(np.concatenate(coords)).long(),
         "labels": torch.from_numpy(np.stack([it["labels"] for it in items])),

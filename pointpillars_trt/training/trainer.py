@@ -52,7 +52,7 @@ def scatter_to_canvas(pillar_features: torch.Tensor, coords: torch.Tensor, batch
 def forward(nets: PointPillarsNets, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Head outputs per anchor: cls [B, A, C], box [B, A, 7], dir [B, A, bins] (anchor order of make_anchors)."""
     cfg = nets.cfg
-    b = int(batch["batch_size"])
+    b = batch["labels"].shape[0]
     feats = nets.vfe(batch["features"])  # padded slots are zero (the voxelizer's contract)
     cls, box, dirs = nets.rpn(scatter_to_canvas(feats, batch["coords"], b, cfg))
     return cls.reshape(b, -1, cfg.num_classes), box.reshape(b, -1, 7), dirs.reshape(b, -1, cfg.num_dir_bins)
@@ -114,7 +114,7 @@ def _batches(ds: SyntheticFrames, opts: TrainOptions, epoch: int, skip: int, dev
     keys = (epoch * ds.n + perm[: per_epoch * opts.batch_size])[skip * opts.batch_size:].tolist()
     return torch.utils.data.DataLoader(ds, batch_size=opts.batch_size, sampler=keys, collate_fn=collate,
                                        num_workers=opts.workers, pin_memory=device.type == "cuda",
-                                       persistent_workers=False, prefetch_factor=4 if opts.workers else None)
+                                       persistent_workers=False, prefetch_factor=2 if opts.workers else None)
 
 
 def train(opts: TrainOptions, cfg: PointPillarsConfig) -> dict:
@@ -128,6 +128,7 @@ def train(opts: TrainOptions, cfg: PointPillarsConfig) -> dict:
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
     ds = SyntheticFrames(cfg, opts.frames, opts.seed, train=True, cache_dir=opts.cache_dir)
+    ds[0]  # compile the Numba voxelizer once here; forked workers inherit it
     per_epoch = opts.frames // opts.batch_size
     total = per_epoch * opts.epochs
     nets, opt_state, it0 = _resume(opts, cfg)
