@@ -60,11 +60,11 @@ def _check(args: argparse.Namespace) -> None:
         raise UserError(f"--lr must be positive, got {args.lr}")
     if args.resume is not None and not args.resume.is_file():
         raise UserError(f"--resume {args.resume}: no such file")
+    if args.out.is_dir():
+        raise UserError(f"--out {args.out} is a directory; give a checkpoint file name")
     same = args.resume is not None and args.out.resolve() == args.resume.resolve()
     if args.out.exists() and not (args.force or same):
         raise UserError(f"--out {args.out} exists; pass --force to overwrite it (or --resume {args.out} to continue it)")
-    if args.out.exists() and args.out.is_dir():
-        raise UserError(f"--out {args.out} is a directory; give a checkpoint file name")
     if not args.out.parent.is_dir():
         raise UserError(f"--out {args.out}: directory {args.out.parent} does not exist")
 

@@ -59,6 +59,7 @@ def test_train_help_and_bad_arguments(tmp_path):
     assert_one_line_error(cli("train", "--out", out, "--lr", "-1"), "--lr")
     assert_one_line_error(cli("train", "--out", out, "--resume", tmp_path / "nope.pth"), "--resume")
     assert_one_line_error(cli("train", "--out", tmp_path / "no_dir" / "m.pth"), "does not exist")
+    assert_one_line_error(cli("train", "--out", tmp_path, "--force"), "is a directory")
     assert_one_line_error(cli("train", "--out", out, "--seed", "1000003", "--device", "cpu"), "validation seed")
     not_ours = tmp_path / "foreign.pth"
     torch.save({"weights": 1}, not_ours)
