@@ -4,6 +4,7 @@ the batched scatter, and a short overfit on one generated frame."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -238,3 +239,20 @@ def test_loss_falls_when_overfitting_one_frame():
     print("overfit loss:", [round(h["loss"], 3) for h in hist])
     assert last["loss"] < 0.3 * first["loss"]
     assert last["cls"] < first["cls"] and last["loc"] < first["loc"] and last["dir"] < first["dir"]
+
+
+def test_training_fields_come_from_the_yaml_and_stay_out_of_the_model_digest(tmp_path):
+    import dataclasses
+
+    from pointpillars_trt.config import TRAINING_FIELDS
+
+    src = (Path(__file__).resolve().parents[1] / "pointpillars_trt/configs/pointpillar.yaml").read_text()
+    (tmp_path / "same.yaml").write_text(src)
+    assert PointPillarsConfig.from_openpcdet_yaml(tmp_path / "same.yaml") == CFG
+    y = tmp_path / "pp.yaml"
+    y.write_text(src.replace("'matched_threshold': 0.6", "'matched_threshold': 0.65").replace("LR: 0.003", "LR: 0.002"))
+    cfg = PointPillarsConfig.from_openpcdet_yaml(y)
+    assert cfg.matched_thresholds == (0.65, 0.5, 0.5) and cfg.unmatched_thresholds == (0.45, 0.35, 0.35)
+    assert cfg.lr == 0.002 and cfg.max_pillars_train == 16000 and cfg.loc_weight == 2.0
+    assert cfg.digest() == CFG.digest() and "lr" in TRAINING_FIELDS and "max_pillars" not in TRAINING_FIELDS
+    assert dataclasses.replace(CFG, max_det=100).digest() != CFG.digest()
