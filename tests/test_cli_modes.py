@@ -14,10 +14,11 @@ def test_eval_data_runs_detector_then_evaluates(tmp_path, onnx_dir):
     root = tmp_path / "kitti"
     assert cli("make-sample", "--out", root, "--frames", "2", "--seed", "3").returncode == 0
     out = tmp_path / "eval"
-    r = cli("eval", "--data", root, "--onnx-dir", onnx_dir, "--out", out)
+    r = cli("eval", "--data", root, "--onnx-dir", onnx_dir, "--out", out, "--protocol", "devkit")
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (out / "results").iterdir()) == ["000000.txt", "000001.txt"]
     res = json.loads((out / "eval.json").read_text())
+    assert res["protocol"] == "devkit"  # --data passes the protocol through
     assert "Car" in json.dumps(res) and (out / "table.txt").is_file()
     # the ground truth evaluated as results scores 100 (the same evaluator, sanity of the wiring)
     labels = root / "training/label_2"
@@ -25,8 +26,9 @@ def test_eval_data_runs_detector_then_evaluates(tmp_path, onnx_dir):
     as_results.mkdir()
     for f in labels.iterdir():
         (as_results / f.name).write_text("".join(l.rstrip() + " 1.0\n" for l in f.read_text().splitlines() if l.strip()))
-    r = cli("eval", "--results", as_results, "--labels", labels, "--out", tmp_path / "e2")
+    r = cli("eval", "--results", as_results, "--labels", labels, "--out", tmp_path / "e2", "--protocol", "devkit")
     assert r.returncode == 0, r.stderr
+    assert "protocol devkit" in r.stdout.splitlines()[0]
     # with so few objects the devkit's 41-point score sampling caps AP below 100 (e.g. 9.09 for one easy car),
     # so compare: ground truth scores at least as high as the untrained model everywhere, and higher overall
     perfect = list(_numbers(json.loads((tmp_path / "e2/eval.json").read_text())["ap"]))

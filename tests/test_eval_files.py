@@ -180,3 +180,32 @@ def test_cli_argument_errors(dirs, tmp_path):
                                      "--ids", str(tmp_path / "missing.txt")])
     with pytest.raises(UserError, match="ids file not found"):
         eval_cli.run(args)
+
+
+def test_eval_cli_protocol_option_names_the_protocol(tmp_path, capsys):
+    """A false positive inside a DontCare region: `eval` (default openpcdet) counts it for BEV/3D, --protocol devkit not."""
+    from test_eval_protocol import DONTCARE, FAR_FP, car_frames
+
+    gt, dt = car_frames(extra_gt=[DONTCARE], extra_dt=[dict(FAR_FP, bbox=(600, 100, 700, 160))], extra_score=[0.99])
+    labels, results = tmp_path / "labels", tmp_path / "results"
+    labels.mkdir()
+    results.mkdir()
+    for i, (g, d) in enumerate(zip(gt, dt)):
+        write_labels(labels / f"{i:06d}.txt", g)
+        write_labels(results / f"{i:06d}.txt", d)
+    from pointpillars_trt.cli import main
+
+    car3d = {}
+    for proto in ("openpcdet", "devkit", None):
+        out = tmp_path / f"out_{proto}"
+        argv = ["eval", "--results", str(results), "--labels", str(labels), "--out", str(out)]
+        assert main(argv + (["--protocol", proto] if proto else [])) == 0
+        js = json.loads((out / "eval.json").read_text())
+        assert js["protocol"] == (proto or "openpcdet")
+        assert f"protocol {proto or 'openpcdet'}" in (out / "table.txt").read_text().splitlines()[0]
+        car3d[proto] = (js["ap"]["strict"]["Car"]["3d"]["R40"][0], js["ap"]["strict"]["Car"]["bbox"]["R40"][0])
+    assert car3d["devkit"] == (100.0, 100.0)
+    assert car3d["openpcdet"] == car3d[None] == (round(100 * 50 / 51, 4), 100.0)
+    with pytest.raises(SystemExit):
+        main(["eval", "--results", str(results), "--labels", str(labels), "--protocol", "cpp"])
+    capsys.readouterr()

@@ -121,29 +121,43 @@ def test_box_turned_by_pi_keeps_3d_ap_but_loses_orientation():
     assert_all(res, 0.0, metrics=("aos",))
 
 
-def test_detection_in_dontcare_region_is_ignored():
+DONTCARE = dict(name="DontCare", bbox=(620, 0, 1200, 300), x=-1000.0, z=-1000.0, ry=-10.0, h=-1, w=-1, l=-1)
+
+
+def test_false_positive_in_dontcare_region_differs_between_protocols():
     # A 100x60 px detection with 80 % of its area inside a large DontCare box (IoU ~0.03, so only the
     # devkit's "area of detection" criterion catches it; 0.8 > Car's 0.7).
-    dc = dict(name="DontCare", bbox=(620, 0, 1200, 300), x=-1000.0, z=-1000.0, ry=-10.0, h=-1, w=-1, l=-1)
     fp = dict(FAR_FP, bbox=(600, 100, 700, 160))
-    gt, dt = car_frames(extra_gt=[dc], extra_dt=[fp], extra_score=[0.99])
-    assert_all(evaluate(gt, dt), 100.0)
-    # OpenPCDet's python evaluation applies DontCare to the 2D metric only
-    res = evaluate(gt, dt, protocol="openpcdet")
-    assert_all(res, 100.0, metrics=("bbox", "aos"))
-    assert_all(res, 100 * 50 / 51, metrics=("bev", "3d"))
+    gt, dt = car_frames(extra_gt=[DONTCARE], extra_dt=[fp], extra_score=[0.99])
+    # the C++ devkit's reading: the DontCare region removes the FP for every metric
+    assert_all(evaluate(gt, dt, protocol="devkit"), 100.0)
+    # OpenPCDet's python evaluation (the default) applies DontCare to the 2D metric only: BEV/3D see the FP
+    for res in (evaluate(gt, dt, protocol="openpcdet"), evaluate(gt, dt)):
+        assert res.protocol == "openpcdet"
+        assert_all(res, 100.0, metrics=("bbox", "aos"))
+        assert_all(res, 100 * 50 / 51, metrics=("bev", "3d"))
+    assert evaluate(gt, dt, protocol="devkit").to_json()["protocol"] == "devkit"
+    with pytest.raises(ValueError):
+        evaluate(gt, dt, protocol="cpp")
+
+
+def test_dontcare_uses_each_metrics_own_minimum_overlap():
     # 60 % inside: below Car's 0.7 -> a false positive, but above Pedestrian's 0.5 -> ignored. The
     # devkit compares with the metric's own minimum overlap, so with the loose set (Car BEV/3D 0.5)
     # the Car FP is ignored there too.
     fp60 = dict(FAR_FP, bbox=(580, 100, 680, 160))
-    gt = [objs([CAR, PED] + ([dc] if i == 0 else [])) for i in range(N)]
+    gt = [objs([CAR, PED] + ([DONTCARE] if i == 0 else [])) for i in range(N)]
     dt = [objs([CAR, PED] + ([fp60, dict(fp60, name="Pedestrian")] if i == 0 else []),
                [SCORES[i], 0.8] + ([0.99, 0.99] if i == 0 else [])) for i in range(N)]
-    res = evaluate(gt, dt)
+    res = evaluate(gt, dt, protocol="devkit")
     assert_all(res, 100 * 50 / 51, "Car", overlaps=("strict",))
     assert_all(res, 100 * 50 / 51, "Car", metrics=("bbox", "aos"), overlaps=("loose",))
     assert_all(res, 100.0, "Car", metrics=("bev", "3d"), overlaps=("loose",))
     assert_all(res, 100.0, "Pedestrian")
+    # openpcdet: the Pedestrian FP is removed for 2D only
+    res = evaluate(gt, dt, protocol="openpcdet")
+    assert_all(res, 100.0, "Pedestrian", metrics=("bbox", "aos"))
+    assert_all(res, 100 * 50 / 51, "Pedestrian", metrics=("bev", "3d"))
 
 
 def test_neighbouring_classes_are_ignored():

@@ -39,7 +39,7 @@ def test_checkpoint_extra_key_refused(tmp_path, cfg):
 def test_onnx_files_and_manifest(onnx_dir, cfg):
     m = json.loads((onnx_dir / tn.MANIFEST).read_text())
     assert m["checkpoint"]["sha256"] == file_sha256(CHECKPOINT)
-    assert m["config"] == cfg.to_dict()
+    assert m["config"] == cfg.inference_dict()
     for net in tn.NETWORKS:
         for prec in tn.PRECISIONS:
             path = onnx_dir / tn.onnx_filename(net, prec)

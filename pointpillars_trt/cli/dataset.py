@@ -11,6 +11,7 @@ import numpy as np
 from pointpillars_trt import log
 from pointpillars_trt.cli.model_options import add_model_args, make_detector
 from pointpillars_trt.errors import UserError
+from pointpillars_trt.io.detections import Detections
 from pointpillars_trt.cli.infer import image_shape
 from pointpillars_trt.cli.point_options import point_reader
 from pointpillars_trt.io.kitti import Calib, detections_to_kitti, write_labels
@@ -89,9 +90,9 @@ def run_eval_data(args: argparse.Namespace) -> int:
             pts = read_bin(scan)
             if not args.no_fov_crop:
                 pts = pts[fov_mask(pts, calib, shape)]
-            d = det.run(pts).detections
+            d = det.run(pts).detections if len(pts) else Detections.empty()  # nothing in view: no boxes
             write_labels(res_dir / f"{fid}.txt", detections_to_kitti(d.boxes, d.scores, d.labels, det.cfg.class_names, calib, shape))
-    return evaluate_and_report(res_dir, root / "label_2", ids, args.out, args.force)
+    return evaluate_and_report(res_dir, root / "label_2", ids, args.out, args.force, protocol=args.protocol)
 
 
 def run_view(args: argparse.Namespace, plain_view) -> int:

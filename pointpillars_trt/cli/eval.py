@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 from pointpillars_trt.errors import UserError
+from pointpillars_trt.evaluation.protocol import PROTOCOLS
 
 OUTPUT_NAMES = ("eval.json", "table.txt", "pr_curves")
 
@@ -21,13 +22,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "eval", help="KITTI AP (bbox/BEV/3D/AOS, R11 and R40) of result files against labels",
         description="Evaluate KITTI result files (<id>.txt, 16 columns with score) against label_2 files with "
-                    "the official KITTI object protocol.")
+                    "the KITTI object protocol (AP 2D/BEV/3D/AOS, R11 and R40). --protocol openpcdet (default) gives "
+                    "the numbers OpenPCDet and mmdetection3d publish; --protocol devkit the C++ devkit's reading.")
     p.add_argument("--results", type=Path, metavar="DIR", help="directory of <id>.txt result files")
     p.add_argument("--labels", type=Path, metavar="DIR", help="KITTI label_2 directory")
     p.add_argument("--ids", type=Path, metavar="FILE",
                    help="split file listing frame ids (default: every label file)")
     p.add_argument("--out", type=Path, metavar="DIR", help="write eval.json, table.txt and pr_curves/ here")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs in --out")
+    p.add_argument("--protocol", choices=PROTOCOLS, default=PROTOCOLS[0],
+                   help="where DontCare regions remove false positives: openpcdet (default) = the 2D bbox metric only, "
+                        "as OpenPCDet's kitti_object_eval_python; devkit = every metric, as the C++ evaluate_object")
     p.set_defaults(func=run)
     return p
 
@@ -42,14 +47,14 @@ def check_outputs(out: Path | None, force: bool) -> None:
 
 
 def evaluate_and_report(results: Path, labels: Path, ids: list[str] | None, out: Path | None, force: bool,
-                        progress: bool = True) -> int:
+                        progress: bool = True, protocol: str = PROTOCOLS[0]) -> int:
     """Evaluate, print the table (warnings as 'warning: ...' lines on stderr) and write outputs; returns 0."""
     from pointpillars_trt.evaluation import evaluate_dirs, format_table, save_pr_curves
 
     check_outputs(out, force)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = evaluate_dirs(results, labels, ids, progress=progress)
+        result = evaluate_dirs(results, labels, ids, progress=progress, protocol=protocol)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     table = format_table(result)
@@ -75,7 +80,7 @@ def check_results_dir(results: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run `eval --results DIR --labels DIR [--ids FILE] [--out DIR] [--force]`."""
+    """Run `eval --results DIR --labels DIR [--ids FILE] [--out DIR] [--force] [--protocol P]`."""
     from pointpillars_trt.evaluation.files import read_ids
 
     if args.results is None or args.labels is None:
@@ -83,4 +88,4 @@ def run(args: argparse.Namespace) -> int:
     check_results_dir(args.results)
     ids = read_ids(args.ids) if args.ids is not None else None
     return evaluate_and_report(args.results, args.labels, ids, args.out, args.force,
-                               progress=getattr(args, "progress", True))
+                               progress=getattr(args, "progress", True), protocol=args.protocol)

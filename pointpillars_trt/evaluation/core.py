@@ -9,7 +9,7 @@ from pointpillars_trt.errors import UserError
 from pointpillars_trt.io.kitti import KittiObjects
 from pointpillars_trt.evaluation import iou
 from pointpillars_trt.evaluation.matching import average_precision, precision_curves, pr_statistics
-from pointpillars_trt.evaluation.protocol import (DIFFICULTIES, METRICS, N_SAMPLE_PTS, NEIGHBOURS, RECALL_SETS, dt_flags, gt_flags,
+from pointpillars_trt.evaluation.protocol import (DIFFICULTIES, METRICS, N_SAMPLE_PTS, NEIGHBOURS, PROTOCOLS, RECALL_SETS, dt_flags, gt_flags,
                        min_overlaps)
 from pointpillars_trt.evaluation.result import EvalResult
 
@@ -45,16 +45,17 @@ class _Flat:
 
 def evaluate(gt: Sequence[KittiObjects], dt: Sequence[KittiObjects],
              classes: Sequence[str] = DEFAULT_CLASSES, *, overlap_sets: Sequence[str] = ("strict", "loose"),
-             protocol: str = "devkit") -> EvalResult:
+             protocol: str = "openpcdet") -> EvalResult:
     """KITTI AP of detections `dt` (with scores) against labels `gt`, frame by frame (same order and length).
 
-    protocol "devkit" discards detections in DontCare regions for every metric, as evaluate_object.cpp
-    does; "openpcdet" only for the 2D bbox metric, as kitti_object_eval_python does (BEV/3D differ slightly).
+    protocol "openpcdet" (default) discards detections in DontCare regions for the 2D bbox metric only, as
+    OpenPCDet's kitti_object_eval_python does (the numbers OpenPCDet and mmdetection3d publish); "devkit"
+    discards them for every metric, as the C++ evaluate_object reads it (BEV/3D AP can be higher).
     """
     if len(gt) != len(dt):
         raise ValueError(f"{len(gt)} ground-truth frames but {len(dt)} detection frames")
-    if protocol not in ("devkit", "openpcdet"):
-        raise ValueError(f"protocol must be 'devkit' or 'openpcdet', not {protocol!r}")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
     classes = tuple(classes)
     overlap_sets = tuple(overlap_sets)
     thr = np.array([[min_overlaps(s, c) for c in classes] for s in overlap_sets], np.float64).reshape(

@@ -18,6 +18,10 @@ MAX_TRUNCATION = (0.15, 0.3, 0.5)
 METRICS = ("bbox", "bev", "3d", "aos")
 RECALL_SETS = ("R11", "R40")
 N_SAMPLE_PTS = 41
+# Where DontCare regions remove false positives. "openpcdet": the 2D bbox metric only (OpenPCDet's and
+# mmdetection3d's kitti_object_eval_python, behind their published tables); "devkit": every metric (the C++
+# evaluate_object's reading). The first is the default.
+PROTOCOLS = ("openpcdet", "devkit")
 
 #: Classes KITTI labels use; names outside this set in result files are reported as unknown.
 KITTI_NAMES = ("Car", "Van", "Truck", "Pedestrian", "Person_sitting", "Cyclist", "Tram", "Misc", "DontCare")

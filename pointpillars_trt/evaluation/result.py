@@ -28,7 +28,7 @@ class EvalResult:
     num_thresholds: np.ndarray  # [S, M, C, D] how many of the P samples are used
     num_gt: np.ndarray  # [C, D] counted ground-truth objects
     num_frames: int
-    protocol: str = "devkit"
+    protocol: str = "openpcdet"
 
     def get(self, metric: str, cls: str, difficulty: str = "moderate", recall: str = "R40",
             overlap: str = "strict") -> float:

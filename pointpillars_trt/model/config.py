@@ -61,6 +61,28 @@ class PointPillarsConfig:
     nms_pre: int = 4096
     nms_thresh: float = 0.01
     max_det: int = 500
+    # ---- training only (OpenPCDet's TARGET_ASSIGNER_CONFIG, LOSS_CONFIG, OPTIMIZATION, DATA_AUGMENTOR);
+    # not part of the exported model: excluded from inference_dict() and digest()
+    matched_thresholds: tuple[float, ...] = (0.6, 0.5, 0.5)  # per anchor class: BEV IoU for a positive anchor
+    unmatched_thresholds: tuple[float, ...] = (0.45, 0.35, 0.35)  # below it an anchor is background
+    max_pillars_train: int = 16000
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    smooth_l1_beta: float = 1.0 / 9.0
+    cls_weight: float = 1.0
+    loc_weight: float = 2.0
+    dir_weight: float = 0.2
+    code_weights: tuple[float, ...] = (1.0,) * 7
+    lr: float = 0.003  # one-cycle maximum
+    weight_decay: float = 0.01
+    div_factor: float = 10.0
+    moms: tuple[float, float] = (0.95, 0.85)
+    pct_start: float = 0.4
+    grad_norm_clip: float = 10.0
+    aug_flip_x: bool = True
+    aug_rotation: tuple[float, float] = (-0.78539816, 0.78539816)
+    aug_scaling: tuple[float, float] = (0.95, 1.05)
+    val_seed: int = 1_000_003  # `make-sample --seed` of the held-apart validation frames (training seeds must differ)
 
     # ---- derived ------------------------------------------------------------
     @property
@@ -111,17 +133,23 @@ class PointPillarsConfig:
             raise UserError(f"config: PointPillars needs one voxel in z, got grid {self.grid_size}")
         if nx % self.feature_stride or ny % self.feature_stride:
             raise UserError(f"config: grid {nx}x{ny} is not divisible by feature stride {self.feature_stride}")
+        if not len(self.matched_thresholds) == len(self.unmatched_thresholds) == self.num_classes:
+            raise UserError("config: one matched and one unmatched threshold per anchor class are needed")
 
     # ---- I/O ----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (lists, not tuples), so it compares equal to a manifest read back from JSON."""
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
+    def inference_dict(self) -> dict[str, Any]:
+        """to_dict() without the training-only fields: what exported models depend on (manifests, cache keys)."""
+        return {k: v for k, v in self.to_dict().items() if k not in TRAINING_FIELDS}
+
     def digest(self) -> str:
-        """A short hash of the whole contract: cache keys of files that depend on it (ONNX exports, demo model)."""
+        """A short hash of the inference contract: cache keys of files that depend on it (ONNX exports, demo model)."""
         import hashlib
 
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+        return hashlib.sha256(json.dumps(self.inference_dict(), sort_keys=True).encode()).hexdigest()[:8]
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PointPillarsConfig":
@@ -166,6 +194,10 @@ class PointPillarsConfig:
             raise UserError(f"config {path}: a field has the wrong type or value ({e})") from None
 
 
+_NAMES = [f.name for f in dataclasses.fields(PointPillarsConfig)]
+TRAINING_FIELDS = frozenset(_NAMES[_NAMES.index("matched_thresholds"):])  # the fields after "training only"
+
+
 def _openpcdet_fields(y: dict[str, Any], path: Path) -> dict[str, Any]:
     """Map OpenPCDet's nested YAML keys onto PointPillarsConfig field names."""
     out: dict[str, Any] = {}
@@ -178,6 +210,9 @@ def _openpcdet_fields(y: dict[str, Any], path: Path) -> dict[str, Any]:
             out["max_points_per_pillar"] = int(proc["MAX_POINTS_PER_VOXEL"])
             mv = proc.get("MAX_NUMBER_OF_VOXELS", {})
             out["max_pillars"] = int(mv.get("test", mv) if isinstance(mv, dict) else mv)
+            if isinstance(mv, dict) and "train" in mv:
+                out["max_pillars_train"] = int(mv["train"])
+    _augmentation_fields(data, out)
     model = y["MODEL"]
     vfe = model.get("VFE", {}) or {}
     if "NUM_FILTERS" in vfe:
@@ -198,6 +233,9 @@ def _openpcdet_fields(y: dict[str, Any], path: Path) -> dict[str, Any]:
                 raise UserError(f"config {path}: class {g['class_name']}: one anchor size and bottom height per class is supported")
             if g.get("align_center", False):
                 raise UserError(f"config {path}: align_center=True anchors are not supported")
+            if "matched_threshold" in g:
+                out.setdefault("matched_thresholds", []).append(float(g["matched_threshold"]))
+                out.setdefault("unmatched_thresholds", []).append(float(g["unmatched_threshold"]))
             anchors.append({"name": g["class_name"], "size": [float(v) for v in g["anchor_sizes"][0]],
                             "bottom_z": float(g["anchor_bottom_heights"][0]),
                             "rotations": [float(v) for v in g["anchor_rotations"]]})
@@ -223,4 +261,34 @@ def _openpcdet_fields(y: dict[str, Any], path: Path) -> dict[str, Any]:
                            ("NMS_POST_MAXSIZE", "max_det", int)]:
         if key in nms:
             out[name] = typ(nms[key])
+    _training_fields(y, head, out)
     return out
+
+
+def _augmentation_fields(data: dict[str, Any], out: dict[str, Any]) -> None:
+    """DATA_AUGMENTOR's flip / rotation / scaling settings (training only)."""
+    for aug in (data.get("DATA_AUGMENTOR", {}) or {}).get("AUG_CONFIG_LIST", []) or []:
+        name = aug.get("NAME")
+        if name == "random_world_flip":
+            out["aug_flip_x"] = "x" in aug.get("ALONG_AXIS_LIST", [])
+        elif name == "random_world_rotation":
+            out["aug_rotation"] = [float(v) for v in aug["WORLD_ROT_ANGLE"]]
+        elif name == "random_world_scaling":
+            out["aug_scaling"] = [float(v) for v in aug["WORLD_SCALE_RANGE"]]
+
+
+def _training_fields(y: dict[str, Any], head: dict[str, Any], out: dict[str, Any]) -> None:
+    """LOSS_CONFIG's weights and OPTIMIZATION's one-cycle Adam settings (training only)."""
+    w = ((head.get("LOSS_CONFIG", {}) or {}).get("LOSS_WEIGHTS", {}) or {})
+    for key, name in [("cls_weight", "cls_weight"), ("loc_weight", "loc_weight"), ("dir_weight", "dir_weight")]:
+        if key in w:
+            out[name] = float(w[key])
+    if "code_weights" in w:
+        out["code_weights"] = [float(v) for v in w["code_weights"]]
+    opt = y.get("OPTIMIZATION", {}) or {}
+    for key, name in [("LR", "lr"), ("WEIGHT_DECAY", "weight_decay"), ("DIV_FACTOR", "div_factor"),
+                      ("PCT_START", "pct_start"), ("GRAD_NORM_CLIP", "grad_norm_clip")]:
+        if key in opt:
+            out[name] = float(opt[key])
+    if "MOMS" in opt:
+        out["moms"] = [float(v) for v in opt["MOMS"]]

@@ -95,7 +95,7 @@ def export_onnx(nets: PointPillarsNets, out_dir: str | Path, *, checkpoint: str 
             files[path.name] = {"network": net_name, "precision": prec, "sha256": file_sha256(path)}
     manifest = {
         "format": FORMAT,
-        "config": cfg.to_dict(),
+        "config": cfg.inference_dict(),
         "checkpoint": {"path": str(Path(checkpoint).resolve()), "sha256": file_sha256(checkpoint)} if checkpoint else None,
         "opset": OPSET,
         "torch": torch.__version__,

@@ -47,7 +47,7 @@ def export_cached(checkpoint: Path, cfg: PointPillarsConfig, cache_dir: Path) ->
     mf = out / tn.MANIFEST
     if mf.is_file():
         try:
-            if json.loads(mf.read_text()).get("config") == cfg.to_dict():
+            if json.loads(mf.read_text()).get("config") == cfg.inference_dict():
                 return out
             log.info(f"cached ONNX in {out} does not match the config: re-exporting")
         except json.JSONDecodeError:
@@ -69,7 +69,7 @@ def from_onnx_dir(onnx_dir: str | Path, cfg: PointPillarsConfig, config_name: st
     from pointpillars_trt.model.manifest import read_manifest
 
     m = read_manifest(onnx_dir)
-    if m.get("config") != cfg.to_dict():
+    if m.get("config") != cfg.inference_dict():
         raise UserError(f"{onnx_dir} was exported with a different config than {config_name}; "
                         "pass the matching config (--config, or config= in the API)")
     ck = m.get("checkpoint") or {}
