@@ -155,6 +155,8 @@ class Detector:
         be, dev = choose_backend(backend, device)
         cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         model = resolve(cfg, cache)
+        if dev == "cuda":
+            gpu_options.setdefault("log", log.info)  # e.g. the first Inductor tuning says what it does and how long
         pipe = make_pipeline(cfg, model, be, dev, precision, threads=threads, max_batch=max_batch, engines_dir=cache,
                              **gpu_options)
         desc = f"backend {be} ({dev}), {precision}, model {model.onnx_dir}" + ("  [auto-selected]" if backend == "auto" else "")
@@ -216,6 +218,11 @@ class Detector:
         res = pipe.run(scan, keep_on_device=True)
         res.detections.device = res.device_rows
         return res
+
+    def run_batch(self, scans: Sequence[Any]) -> list[ScanResult]:
+        """ScanResults for a list of scans, in order (GPU: up to max_batch scans per captured-graph replay)."""
+        self._live()
+        return self._run_many([self._scan(s) for s in scans])
 
     def detect_batch(self, scans: Sequence[Any]) -> list[Detections]:
         """Detections for each scan of a list, in order (GPU: up to max_batch scans per pipeline run)."""

@@ -16,9 +16,21 @@ BLOCKS = [b for b in re.findall(r"^```bash\n(.*?)^```", README, re.M | re.S)]
 CI_ONLY = ("pip install ", "python -m pytest")  # run by .ci/run (installing, or the suite itself)
 
 
+TRAIN_SMALL = {"--frames": "2", "--epochs": "1", "--batch-size": "2", "--val-frames": "0"}
+
+
 def commands(block: str) -> list[str]:
     """A fenced block's commands, continuation lines joined."""
     return [c.strip() for c in block.replace("\\\n", " ").splitlines() if c.strip() and not c.startswith("#")]
+
+
+def shrink_training(cmd: str) -> str:
+    """`train` as written, with its sizes cut to seconds on a CPU (the real run is bench/train_device.sh, on a GPU)."""
+    if " train " not in cmd:
+        return cmd
+    for flag, value in TRAIN_SMALL.items():
+        cmd = re.sub(rf"{flag} \S+", f"{flag} {value}", cmd)
+    return cmd + " --device cpu"
 
 
 def test_ci_runs_the_readme_setup_and_test_commands():

@@ -211,7 +211,9 @@ def test_cli_parses_all_options(tmp_path):
     assert (a.opt_pillars, a.max_batch, a.version_compatible, a.workspace_mb, a.force) == (8000, 4, True, 2048, True)
     d = _parse(["build", "--onnx-dir", str(tmp_path)])
     assert d.precision == ["fp32", "fp16"] and d.max_pillars == 40000 and d.opt_pillars == 12000
-    assert d.max_batch == 1 and d.engines_dir == Path("engines") and not d.version_compatible
+    from pointpillars_trt.cache_dir import default_cache_dir
+
+    assert d.max_batch == 1 and d.engines_dir == default_cache_dir() and not d.version_compatible
 
 
 def test_cli_without_any_builder_says_how_to_install(tmp_path, monkeypatch):

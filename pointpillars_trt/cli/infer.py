@@ -109,15 +109,50 @@ def run(args: argparse.Namespace) -> int:
         log.info(det.description)
         if det.untrained:
             log.warn("UNTRAINED random-init model: boxes are meaningless; pass --checkpoint with trained OpenPCDet weights")
-        for scan in _progress(list(calibs)):
+        for scan, got in _batches(det, list(calibs), read):
             try:
-                totals.append(_infer_one(det, scan, calibs[scan], read, args, first=not totals))
+                if isinstance(got, Exception):
+                    raise got
+                totals.append(_report_one(det, scan, *got, calibs[scan], args, first=not totals))
             except Exception as e:  # noqa: BLE001  one bad scan must not end a folder run
                 if args.fail_fast:
                     raise
                 failed.append((scan, _named(scan, _reason(e))))
                 log.warn(f"failed, skipped: {failed[-1][1]}")
     return _summary(scans, totals, failed, args.out)
+
+
+def _batches(det: Detector, scans: list[Path], read):
+    """(scan, (points, read stats, ScanResult) or the exception) in order: files are read on threads a batch
+    ahead while the detector runs batches of --batch scans; a batch the pipeline refuses runs scan by scan."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    b = max(1, det.max_batch)
+    with ThreadPoolExecutor(max_workers=min(8, 2 * b)) as pool:
+        futures = {i: pool.submit(read, s) for i, s in enumerate(scans[:2 * b])}
+        for k in _progress(range(0, len(scans), b), len(scans), b):
+            for i in range(k + 2 * b, min(k + 3 * b, len(scans))):
+                futures[i] = pool.submit(read, scans[i])  # keep two batches of reads in flight
+            loaded = []
+            for i in range(k, min(k + b, len(scans))):
+                try:
+                    loaded.append((scans[i], futures.pop(i).result()))
+                except Exception as e:  # noqa: BLE001  reported by the caller
+                    loaded.append((scans[i], e))
+            ok = [(s, got) for s, got in loaded if not isinstance(got, Exception)]
+            try:
+                results = det.run_batch([pts for _, (pts, _) in ok]) if ok else []
+            except Exception:  # noqa: BLE001  find the scan at fault
+                results = []
+                for _, (pts, _) in ok:
+                    try:
+                        results.append(det.run(pts))
+                    except Exception as e:  # noqa: BLE001
+                        results.append(e)
+            res = dict(zip((s for s, _ in ok), results))
+            for s, got in loaded:
+                r = got if isinstance(got, Exception) else res[s]
+                yield s, (r if isinstance(r, Exception) else (*got, r))
 
 
 def _check_inputs(scans: list[Path], args: argparse.Namespace, read, failed: list[tuple[Path, str]]) -> dict[Path, Calib | None]:
@@ -162,20 +197,25 @@ def _summary(scans: list[Path], totals: list[float], failed: list[tuple[Path, st
     return 1
 
 
-def _progress(scans: list[Path]):
-    if len(scans) > 20 and sys.stderr.isatty():
+def _progress(batches, n_scans: int, batch: int):
+    """A progress bar (in scans) for long runs on a terminal."""
+    if n_scans > 20 and sys.stderr.isatty():
         from tqdm import tqdm
 
-        return tqdm(scans, unit="scan")
-    return scans
+        bar = tqdm(total=n_scans, unit="scan")
+        for k in batches:
+            yield k
+            bar.update(min(batch, n_scans - k))
+        bar.close()
+    else:
+        yield from batches
 
 
-def _infer_one(det: Detector, scan: Path, calib: Calib | None, read, args: argparse.Namespace, first: bool) -> float:
-    """Detect, report and write one scan; returns the pipeline's seconds."""
-    points, rd = read(scan)
+def _report_one(det: Detector, scan: Path, points: np.ndarray, rd, res, calib: Calib | None,
+                args: argparse.Namespace, first: bool) -> float:
+    """Report and write one scan's result; returns the pipeline's seconds."""
     if rd.num_nonfinite:
         log.warn(f"{scan}: dropped {rd.num_nonfinite} point(s) with NaN/Inf coordinates")
-    res = det.run(points)
     st, dets, names = res.stats, res.detections, det.cfg.class_names
     if args.score_thresh is not None:
         dets = dets.above(args.score_thresh)

@@ -29,6 +29,15 @@ def add_model_args(p: argparse.ArgumentParser, *, required: bool = True) -> None
                    help="where exported ONNX files and built engines are cached (default: $POINTPILLARS_TRT_CACHE, "
                         "else $XDG_CACHE_HOME/pointpillars_trt or ~/.cache/pointpillars_trt)")
     b.add_argument("--threads", type=int, default=None, help="CPU threads for onnxruntime (default: all cores)")
+    g = p.add_argument_group("GPU pipeline")
+    g.add_argument("--batch", type=int, default=1, metavar="B",
+                   help="scans per GPU run (one captured graph per batch size; default 1: lowest latency)")
+    g.add_argument("--no-graph", action="store_true",
+                   help="launch every kernel from the host instead of replaying one captured CUDA graph per scan")
+    g.add_argument("--no-compile", action="store_true",
+                   help="torch backend: skip Inductor's max-autotune of the RPN (no ~1 min first tuning; slower)")
+    g.add_argument("--strict-fp32", action="store_true",
+                   help="FP32 without TF32 tensor cores (TensorRT's and this tool's FP32 default to TF32)")
     p.set_defaults(_model_required=required)
 
 
@@ -55,7 +64,10 @@ def make_detector(args: argparse.Namespace) -> Detector:
     """The Detector the options name (only turns options into a Detector.from_checkpoint/from_onnx/random_init call)."""
     _check_one_model(args)
     options = dict(config=args.config, precision=args.precision, backend=args.backend, device=args.device,
-                   cache_dir=args.cache_dir, threads=args.threads)
+                   cache_dir=args.cache_dir, threads=args.threads, max_batch=getattr(args, "batch", 1))
+    for flag, key in (("no_graph", "graph"), ("no_compile", "compile"), ("strict_fp32", "tf32")):
+        if getattr(args, flag, False):  # only what was asked for: the CPU pipeline refuses GPU options
+            options[key] = False
     if args.onnx_dir:
         return Detector.from_onnx(args.onnx_dir, **options)
     if args.random_init:

@@ -65,8 +65,8 @@ def _check(args: argparse.Namespace) -> None:
     same = args.resume is not None and args.out.resolve() == args.resume.resolve()
     if args.out.exists() and not (args.force or same):
         raise UserError(f"--out {args.out} exists; pass --force to overwrite it (or --resume {args.out} to continue it)")
-    if not args.out.parent.is_dir():
-        raise UserError(f"--out {args.out}: directory {args.out.parent} does not exist")
+    if args.out.parent.exists() and not args.out.parent.is_dir():
+        raise UserError(f"--out {args.out}: {args.out.parent} is not a directory")
 
 
 def run(args: argparse.Namespace) -> int:
