@@ -11,7 +11,8 @@ from pointpillars_trt.cli import make_sample as sample_cli
 from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.io.kitti import Calib, read_bin, read_labels
-from pointpillars_trt.sample.scene import generate_scene, frame_seed
+from pointpillars_trt.sample.dataset import frame_seed
+from pointpillars_trt.sample.scene import generate_scene
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 

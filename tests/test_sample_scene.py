@@ -9,8 +9,11 @@ import pytest
 
 from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.io.kitti import Calib, read_bin, read_labels
-from pointpillars_trt.sample.scene import (IMAGE_SHAPE, Layout, Prim, Sensor, generate_scene, render_layout,
-                                           write_dataset, write_frame)
+from pointpillars_trt.sample.dataset import write_dataset, write_frame
+from pointpillars_trt.sample.layout import Layout
+from pointpillars_trt.sample.raycast import Prim
+from pointpillars_trt.sample.scene import generate_scene, render_layout
+from pointpillars_trt.sample.sensor import IMAGE_SHAPE, Sensor
 
 CFG = PointPillarsConfig()
 

@@ -23,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Generate the frames; refuses a non-empty output directory unless --force."""
-    from pointpillars_trt.sample.scene import write_dataset
+    from pointpillars_trt.sample.dataset import write_dataset
 
     out: Path = args.out
     if args.frames < 1:

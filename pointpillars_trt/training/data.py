@@ -16,7 +16,8 @@ import torch
 
 from pointpillars_trt.stages.anchors import make_anchors
 from pointpillars_trt.model.config import PointPillarsConfig
-from pointpillars_trt.sample.scene import frame_seed, generate_scene
+from pointpillars_trt.sample.dataset import frame_seed
+from pointpillars_trt.sample.scene import generate_scene
 from pointpillars_trt.stages.voxelize import Voxelizer
 from pointpillars_trt.training.augment import augment, boxes_in_range
 from pointpillars_trt.training.targets import anchor_classes, assign_targets

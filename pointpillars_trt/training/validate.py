@@ -12,7 +12,8 @@ from pointpillars_trt.evaluation import EvalResult, evaluate
 from pointpillars_trt.io.kitti import detections_to_kitti
 from pointpillars_trt.model.networks import PointPillarsNets
 from pointpillars_trt.stages.postprocess import postprocess
-from pointpillars_trt.sample.scene import frame_seed, generate_scene
+from pointpillars_trt.sample.dataset import frame_seed
+from pointpillars_trt.sample.scene import generate_scene
 from pointpillars_trt.stages.voxelize import Voxelizer
 from pointpillars_trt.training.trainer import scatter_to_canvas
 
