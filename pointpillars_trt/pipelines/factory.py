@@ -37,7 +37,7 @@ def make_pipeline(cfg: PointPillarsConfig, model: ModelFiles, backend: str, devi
 def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, checkpoint: str | Path | None = None,
                       onnx_dir: str | Path | None = None, engines_dir: str | Path = "engines",
                       max_batch: int = 1, graph: bool = True, compile: bool = True, tf32: bool = True,
-                      fold: bool = True, pfn_kernel: bool = True, max_points: int | None = None,
+                      fold: bool = True, pfn_kernel: bool = False, max_points: int | None = None,
                       log: Callable[[str], None] | None = None) -> Any:
     """A GpuPipeline with torch runners (from the checkpoint) or TensorRT runners (engines built from onnx_dir).
 
@@ -45,7 +45,8 @@ def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, 
     Inductor max-autotune (BN-folded, fused heads either way); tf32: FP32 convolutions on TF32 tensor cores, as
     TensorRT's FP32 engines do (False: strict FP32); fold=False keeps the checkpoint's RPN as it is (BatchNorm
     and ZeroPad as separate ops, three heads, the PFN in torch: OpenPCDet-style eager execution, the bench's
-    baseline); pfn_kernel=False runs the PFN in torch instead of backends/numba_pfn.py's kernel."""
+    baseline); pfn_kernel=True runs the PFN as backends/numba_pfn.py's kernel instead of torch (measured slower on
+    an H200 inside the graph: 0.287 ms against torch's 0.198 ms, bench/results/graph_h200.md; kept to compare)."""
     from pointpillars_trt.pipelines.gpu import DEFAULT_MAX_POINTS, GpuPipeline, require_gpu_stack
 
     require_gpu_stack()
