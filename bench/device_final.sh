@@ -11,9 +11,9 @@ F='triton_\|AUTOTUNE\|strides:\|dtypes:\|SingleProcess\|Autotune Choices\|num_ch
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/tests.log"
 echo "== startup, cold caches (fresh Numba + Inductor caches)" | tee "$OUT/startup.log"
 ( export TORCHINDUCTOR_CACHE_DIR=/tmp/cold/inductor POINTPILLARS_TRT_CACHE=/tmp/cold NUMBA_CACHE_DIR=/tmp/cold/numba
-  for run in cold warm; do s=$(date +%s.%N)
+  for run in cold warm; do s=$(date +%s%N)
     timeout 150 python3 -m pointpillars_trt infer ../shared/kitti/scans/000000.bin --checkpoint $CK --device cuda --precision fp16 --show 0 2>&1 | grep -v "$F" | tail -2
-    echo "$run process: $(echo "$(date +%s.%N) - $s" | bc) s to the first detection, whole process"; done ) 2>&1 | tee -a "$OUT/startup.log"
+    echo "$run process: $(( ($(date +%s%N) - s) / 1000000 )) ms to the first detection, whole process"; done ) 2>&1 | tee -a "$OUT/startup.log"
 echo "== tests" | tee -a "$OUT/tests.log"
 timeout 280 python3 -m pytest -q -rs -s -p no:cacheprovider tests/test_gpu_device.py tests/test_api_gpu.py 2>&1 | grep -v "$F" | tee -a "$OUT/tests.log"
 echo "== bench" | tee "$OUT/bench.log"

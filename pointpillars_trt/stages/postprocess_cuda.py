@@ -68,6 +68,35 @@ def _last_block(done):
     return flag[0] == 1
 
 
+@cuda.jit(device=True)
+def _drain_histogram(hist, bins, part, t, CH, NB):
+    """Move a global histogram into the shared bins (zeroing it for the next scan); part[t] = this thread's sum."""
+    acc = 0
+    for q in range(CH):
+        b = t * CH + q
+        if b < NB:
+            h = cuda.atomic.exch(hist, b, 0)
+            bins[b] = h
+            acc += h
+    part[t] = acc
+    cuda.syncthreads()
+
+
+@cuda.jit(device=True)
+def _bucket_of(part, bins, CH, NB, need):
+    """(the bin holding the need-th largest entry, how many lie in higher bins), walking down from the top."""
+    cum = 0
+    q = TPB - 1
+    while cum + part[q] < need:
+        cum += part[q]
+        q -= 1
+    b = min(q * CH + CH, NB) - 1
+    while cum + bins[b] < need:
+        cum += bins[b]
+        b -= 1
+    return b, cum
+
+
 @cuda.jit(cache=True)
 def _scores_hist(cls, num_pillars, NC, THR, K, scores, labels, hist1, sel, done):
     bins = cuda.shared.array(NB1, int32)
@@ -91,15 +120,7 @@ def _scores_hist(cls, num_pillars, NC, THR, K, scores, labels, hist1, sel, done)
         if s >= THR:
             cuda.atomic.add(hist1, (f32_bits(s) - LO) >> SHIFT, 1)
     if _last_block(done):
-        acc = 0
-        for q in range(CH1):
-            b = t * CH1 + q
-            if b < NB1:
-                h = cuda.atomic.exch(hist1, b, 0)
-                bins[b] = h
-                acc += h
-        part[t] = acc
-        cuda.syncthreads()
+        _drain_histogram(hist1, bins, part, t, CH1, NB1)
         if t == 0:
             total = 0
             for q in range(TPB):
@@ -108,15 +129,7 @@ def _scores_hist(cls, num_pillars, NC, THR, K, scores, labels, hist1, sel, done)
             sel[S_B1] = -1
             sel[S_ABOVE1] = 0
             if total > K:
-                cum = 0
-                q = TPB - 1
-                while cum + part[q] < K:
-                    cum += part[q]
-                    q -= 1
-                b = min(q * CH1 + CH1, NB1) - 1
-                while cum + bins[b] < K:
-                    cum += bins[b]
-                    b -= 1
+                b, cum = _bucket_of(part, bins, CH1, NB1, K)
                 sel[S_B1] = b
                 sel[S_ABOVE1] = cum
 
@@ -135,29 +148,13 @@ def _refine(scores, THR, K, sel, hist2, done):
             if (bits >> SHIFT) == b1:
                 cuda.atomic.add(hist2, bits & (NB2 - 1), 1)
     if _last_block(done):
-        acc = 0
-        for q in range(CH2):
-            b = t * CH2 + q
-            if b < NB2:
-                h = cuda.atomic.exch(hist2, b, 0)
-                bins[b] = h
-                acc += h
-        part[t] = acc
-        cuda.syncthreads()
+        _drain_histogram(hist2, bins, part, t, CH2, NB2)
         if t == 0:
             sel[S_KTH] = 0
             sel[S_M] = 0
             if b1 >= 0:
                 need = K - sel[S_ABOVE1]
-                cum = 0
-                q = TPB - 1
-                while cum + part[q] < need:
-                    cum += part[q]
-                    q -= 1
-                b = min(q * CH2 + CH2, NB2) - 1
-                while cum + bins[b] < need:
-                    cum += bins[b]
-                    b -= 1
+                b, cum = _bucket_of(part, bins, CH2, NB2, need)
                 sel[S_KTH] = LO + (b1 << SHIFT) + b
                 sel[S_M] = need - cum
 
