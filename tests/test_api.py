@@ -51,7 +51,7 @@ def one_line_error(fn, *fragments) -> str:
 def test_readme_example_runs_as_written(api_cache, monkeypatch, capsys):
     code = readme_examples()[0]
     monkeypatch.chdir(REPO)
-    monkeypatch.setenv("POINTPILLARS_CACHE", str(api_cache))
+    monkeypatch.setenv("POINTPILLARS_TRT_CACHE", str(api_cache))  # the per-user cache, redirected
     ns: dict = {}
     exec(compile(code, "README.md (Python API)", "exec"), ns)
     out = capsys.readouterr().out

@@ -58,7 +58,7 @@ def _uploaded(det: Detector, points) -> tuple[Detections, int]:
 
 def test_readme_examples_run_on_the_gpu(api_cache, monkeypatch, capsys):  # noqa: F811
     monkeypatch.chdir(REPO)
-    monkeypatch.setenv("POINTPILLARS_CACHE", str(api_cache))
+    monkeypatch.setenv("POINTPILLARS_TRT_CACHE", str(api_cache))  # the per-user cache, redirected
     ns: dict = {}
     for k, code in enumerate(readme_examples()):
         exec(compile(code, f"README.md (Python API, block {k})", "exec"), ns)

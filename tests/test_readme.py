@@ -52,7 +52,7 @@ def _open3d_renders() -> bool:
 @pytest.mark.parametrize("n", [i for i, b in enumerate(BLOCKS) if "python -m pointpillars_trt" in b])
 def test_readme_block_runs_as_written(n, tmp_path):
     """Each block as a bash script in a scratch folder that has the repository's data/ (a fresh clone's layout)."""
-    script = [c for c in commands(BLOCKS[n]) if not c.startswith(CI_ONLY)]
+    script = [shrink_training(c) for c in commands(BLOCKS[n]) if not c.startswith(CI_ONLY)]
     if not _open3d_renders():  # the picture command, checked with --bev only where Open3D cannot render
         script = [re.sub(r" --save \S+", "", c) for c in script]
     (tmp_path / "data").symlink_to(REPO / "data")

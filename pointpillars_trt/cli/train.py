@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--seed {args.seed} is the validation seed; pick another")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: torch sees no CUDA GPU")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     workers = args.workers if args.workers is not None else max((os.cpu_count() or 1) - 1, 0)
     opts = TrainOptions(out=str(args.out), frames=args.frames, epochs=args.epochs, batch_size=args.batch_size,
