@@ -58,7 +58,8 @@ def test_train_help_and_bad_arguments(tmp_path):
     assert_one_line_error(cli("train", "--out", out, "--frames", "2", "--batch-size", "4"), "--batch-size")
     assert_one_line_error(cli("train", "--out", out, "--lr", "-1"), "--lr")
     assert_one_line_error(cli("train", "--out", out, "--resume", tmp_path / "nope.pth"), "--resume")
-    assert_one_line_error(cli("train", "--out", tmp_path / "no_dir" / "m.pth"), "does not exist")
+    (tmp_path / "a_file").write_text("x")
+    assert_one_line_error(cli("train", "--out", tmp_path / "a_file" / "m.pth"), "is not a directory")
     assert_one_line_error(cli("train", "--out", tmp_path, "--force"), "is a directory")
     assert_one_line_error(cli("train", "--out", out, "--seed", "1000003", "--device", "cpu"), "validation seed")
     not_ours = tmp_path / "foreign.pth"
