@@ -10,7 +10,7 @@ runners take numpy arrays; GPU runners take anything with
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 
 class Runner(ABC):
@@ -54,3 +54,26 @@ class Runner(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name})"
+
+
+class ViewCache:
+    """Framework views (a torch tensor, a Numba array) of device buffers, made once per (pointer, shape, dtype).
+
+    Bounded: the PFN's row count changes with the scan's bucket, so the set of shapes is not fixed forever."""
+
+    def __init__(self, make: Callable[[Any, dict], Any], limit: int = 64) -> None:
+        self._make, self._limit = make, limit
+        self._views: dict[tuple, Any] = {}
+
+    def __call__(self, buf: Any) -> Any:
+        cai = buf.__cuda_array_interface__
+        key = (cai["data"][0], tuple(cai["shape"]), cai["typestr"])
+        v = self._views.get(key)
+        if v is None:
+            if len(self._views) >= self._limit:
+                self._views.clear()
+            v = self._views[key] = self._make(buf, cai)
+        return v
+
+    def clear(self) -> None:
+        self._views.clear()

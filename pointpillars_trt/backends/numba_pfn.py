@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import numpy as np
 from numba import cuda, float32
 
-from pointpillars_trt.backends.base import Runner
+from pointpillars_trt.backends.base import Runner, ViewCache
 from pointpillars_trt.errors import UserError
 
 G = 4  # pillars per block
@@ -86,7 +86,7 @@ class NumbaPfnRunner(Runner):
             raise UserError(f"the PFN kernel supports up to {C_MAX} filters and {F_MAX} input features, got {C} and {F}")
         self._in, self._out = input_name, output_name
         self.max_blocks = int(max_blocks)
-        self._views: dict[tuple, Any] = {}
+        self._cached_view = ViewCache(lambda buf, cai: cuda.from_cuda_array_interface(cai, owner=buf, sync=False))
         self._streams: dict[int, Any] = {}
         self.weight = self.shift = None
 
@@ -96,7 +96,7 @@ class NumbaPfnRunner(Runner):
 
     def deactivate(self) -> None:
         self.weight = self.shift = None
-        self._views.clear()
+        self._cached_view.clear()
         self._streams.clear()
         super().deactivate()
 
@@ -109,16 +109,7 @@ class NumbaPfnRunner(Runner):
         return (self._out,)
 
     def _view(self, buf: Any) -> Any:
-        if isinstance(buf, cuda.devicearray.DeviceNDArray):
-            return buf
-        cai = buf.__cuda_array_interface__
-        key = (cai["data"][0], tuple(cai["shape"]), cai["typestr"])
-        v = self._views.get(key)
-        if v is None:
-            if len(self._views) >= 64:
-                self._views.clear()
-            v = self._views[key] = cuda.from_cuda_array_interface(cai, owner=buf, sync=False)
-        return v
+        return buf if isinstance(buf, cuda.devicearray.DeviceNDArray) else self._cached_view(buf)
 
     def infer(self, feed: Mapping[str, Any], out: Mapping[str, Any], stream: int = 0) -> None:
         if self.weight is None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from pointpillars_trt.errors import UserError
-from pointpillars_trt.backends.base import Runner
+from pointpillars_trt.backends.base import Runner, ViewCache
 
 
 def set_tf32(torch: Any, on: bool) -> None:
@@ -33,6 +33,13 @@ def set_tf32(torch: Any, on: bool) -> None:
     torch.backends.cuda.matmul.allow_tf32 = on
     torch.backends.cudnn.allow_tf32 = on
     torch.set_float32_matmul_precision("high" if on else "highest")
+
+
+def _torch_view(buf: Any, cai: dict) -> Any:
+    """torch view of a device buffer (no copy)."""
+    import torch
+
+    return torch.as_tensor(buf, device="cuda")
 
 
 class TorchRunner(Runner):
@@ -53,7 +60,7 @@ class TorchRunner(Runner):
         self._outs = tuple(output_names)
         self.precision = precision
         self.module: Any = None
-        self._views: dict[tuple, Any] = {}
+        self._tensor = ViewCache(_torch_view)  # no-copy torch views of the pipeline's buffers
         self._channels_last = False
         self._streams: dict[int, Any] = {}
         self.compile, self.tf32 = bool(compile), bool(tf32)
@@ -94,7 +101,7 @@ class TorchRunner(Runner):
 
     def deactivate(self) -> None:
         self.module = None
-        self._views.clear()
+        self._tensor.clear()
         self._streams.clear()
         super().deactivate()
 
@@ -105,19 +112,6 @@ class TorchRunner(Runner):
     @property
     def output_names(self) -> tuple[str, ...]:
         return self._outs
-
-    def _tensor(self, buf: Any) -> Any:
-        """torch view of a device buffer (no copy), cached by (pointer, shape, dtype)."""
-        import torch
-
-        cai = buf.__cuda_array_interface__
-        key = (cai["data"][0], tuple(cai["shape"]), cai["typestr"])
-        t = self._views.get(key)
-        if t is None:
-            if len(self._views) >= 64:  # the PFN's row count changes per scan: keep the cache bounded
-                self._views.clear()
-            t = self._views[key] = torch.as_tensor(buf, device="cuda")
-        return t
 
     def infer(self, feed: Mapping[str, Any], out: Mapping[str, Any], stream: int = 0) -> None:
         import torch

@@ -68,6 +68,19 @@ def _last_block(done):
     return flag[0] == 1
 
 
+@cuda.jit(device=True, inline=True)
+def _argmax(x, start, n):
+    """(index of the largest of x[start:start+n], first on ties, as np.argmax; that value)."""
+    best = 0
+    top = x[start]
+    for k in range(1, n):
+        v = x[start + k]
+        if v > top:
+            top = v
+            best = k
+    return best, top
+
+
 @cuda.jit(device=True)
 def _drain_histogram(hist, bins, part, t, CH, NB):
     """Move a global histogram into the shared bins (zeroing it for the next scan); part[t] = this thread's sum."""
@@ -108,12 +121,7 @@ def _scores_hist(cls, num_pillars, NC, THR, K, scores, labels, hist1, sel, done)
         s = float32(0.0)
         best = 0
         if num_pillars[0] > 0:  # nothing in range: no detections (as the CPU pipeline)
-            top = cls[a * NC]
-            for k in range(1, NC):
-                v = cls[a * NC + k]
-                if v > top:
-                    top = v
-                    best = k
+            best, top = _argmax(cls, a * NC, NC)
             s = float32(1.0) / (float32(1.0) + fexp(-top))
         scores[a] = s
         labels[a] = best + 1
@@ -256,13 +264,7 @@ def _rank_decode(nsel, cand, scores, labels, box, dirc, anchors, ND, DOFF, LOFF,
     boxes_out[r, 4] = fexp(box[idx * 7 + 4]) * dya
     boxes_out[r, 5] = fexp(box[idx * 7 + 5]) * dza
     yaw = box[idx * 7 + 6] + anchors[idx, 6]
-    best = 0
-    top = dirc[idx * ND]
-    for q in range(1, ND):
-        v = dirc[idx * ND + q]
-        if v > top:
-            top = v
-            best = q
+    best, _ = _argmax(dirc, idx * ND, ND)
     v = yaw - DOFF
     fl = float32(math.floor(v / PER + LOFF))
     rot = fsub(v, fmul(fl, PER))
