@@ -48,6 +48,11 @@ def main() -> int:
     cfg = PointPillarsConfig()
     scans = [np.fromfile(f, np.float32).reshape(-1, 4) for f in sorted(a.scans.glob("*.bin"))]
     res: dict = {"command": "python " + " ".join(sys.argv), "scans": len(scans), "stages": {}, "throughput": {}}
+
+    def save() -> None:  # after every measurement, so a run stopped at its time limit keeps what it measured
+        if a.out:
+            md = timing.markdown_table(res["stages"])
+            timing.write_results(a.out, res, f"`{res['command']}`\n\n{md}\n\n```\n{json.dumps(res['throughput'], indent=1)}\n```")
     for prec in a.precisions:
         p, strict = prec.split("-")[0], prec.endswith("strict")
         for v in a.variants:
@@ -60,6 +65,7 @@ def main() -> int:
                 run_variant(a, cfg, scans, res, prec, p, v, opts)
             except Exception as e:  # one broken variant must not lose the others' numbers
                 log(f"{prec} {v}: FAILED {type(e).__name__}: {str(e)[:300]}")
+            save()
     for prec in ("fp16",) if a.batches else ():
         for b in a.batches:
             pipe = make_gpu_pipeline(cfg, "torch", prec, checkpoint=a.checkpoint, graph=True, compile=True,
@@ -68,6 +74,7 @@ def main() -> int:
                 tp = timing.throughput(pipe, scans, b, max(20, a.iters // b))
             res["throughput"][f"{prec} B={b}"] = tp
             log(f"{prec} batch {b}: {tp['scans_per_s']:.0f} scans/s (batch p50 {tp['batch_p50_ms']:.3f} ms)")
+            save()
     if a.soak:
         from pointpillars_trt.pipelines.cuda_runtime import mem_get_info
 
@@ -79,10 +86,8 @@ def main() -> int:
             res["soak"] = timing.soak(pipe, mixed, a.soak, mem_get_info, lambda i: None, every=max(1, a.soak // 10))
             res["soak"]["graphs"] = pipe.graph_info()
         log(f"soak: {json.dumps({k: v for k, v in res['soak'].items() if k != 'samples_mib'})}")
-    md = timing.markdown_table(res["stages"])
-    log(md)
-    if a.out:
-        timing.write_results(a.out, res, f"`{res['command']}`\n\n{md}\n\n```\n{json.dumps(res['throughput'], indent=1)}\n```")
+    log(timing.markdown_table(res["stages"]))
+    save()
     return 0
 
 

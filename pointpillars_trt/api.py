@@ -4,7 +4,6 @@ called per scan, per batch, or over a stream of files. The commands make their d
 from __future__ import annotations
 
 import os
-import warnings
 from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -123,13 +122,9 @@ class Detector:
 
     @classmethod
     def default(cls, **options: Any) -> "Detector":
-        """The project's default model (store.default_model); options as from_checkpoint. Today that is the seeded
-        random-init model, UNTRAINED, and a warning says so."""
-        det = cls._build(store.default_model, **options)
-        if det.untrained:
-            warnings.warn("Detector.default() is the seeded random-init model: UNTRAINED, its boxes are meaningless; "
-                          "use Detector.from_checkpoint() with trained OpenPCDet weights", UserWarning, stacklevel=2)
-        return det
+        """The project's default model (store.default_model): KITTI PointPillars trained on the project's synthetic
+        scenes, shipped with the package (data/models/MODEL_CARD.md); options as from_checkpoint."""
+        return cls._build(store.default_model, **options)
 
     @classmethod
     def random_init(cls, *, seed: int = 0, **options: Any) -> "Detector":
@@ -159,7 +154,8 @@ class Detector:
             gpu_options.setdefault("log", log.info)  # e.g. the first Inductor tuning says what it does and how long
         pipe = make_pipeline(cfg, model, be, dev, precision, threads=threads, max_batch=max_batch, engines_dir=cache,
                              **gpu_options)
-        desc = f"backend {be} ({dev}), {precision}, model {model.onnx_dir}" + ("  [auto-selected]" if backend == "auto" else "")
+        what = f"{model.checkpoint} (ONNX {model.onnx_dir})" if model.checkpoint else str(model.onnx_dir)
+        desc = f"backend {be} ({dev}), {precision}, model {what}" + ("  [auto-selected]" if backend == "auto" else "")
         pipe.__enter__()
         return cls(pipe, cfg=cfg, model=model, backend=be, device=dev, precision=precision, description=desc,
                    max_batch=max_batch)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 
 import numpy as np
 import pytest
@@ -193,20 +192,6 @@ def test_from_onnx_and_properties(onnx_dir):
         assert (det.backend, det.device, det.precision, det.untrained) == ("onnxruntime", "cpu", "fp16", False)
         assert "fp16" in det.description and str(onnx_dir) in det.description
         assert det.cfg.class_names == ("Car", "Pedestrian", "Cyclist")
-
-
-def test_default_model_warns_untrained(monkeypatch, onnx_dir, tmp_path):
-    """Detector.default() goes through store.default_model (the one switch); today the random-init model."""
-    from pointpillars_trt.model import store
-
-    monkeypatch.setattr(store, "random_init", lambda cfg, cache, seed=0: store.ModelFiles(onnx_dir, CHECKPOINT, True))
-    with pytest.warns(UserWarning, match="UNTRAINED"):
-        det = Detector.default(device="cpu", cache_dir=tmp_path)
-    with det:
-        assert det.untrained and len(det(read_bin(ALL_SCANS[0]))) > 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        Detector.from_onnx(onnx_dir, device="cpu").close()  # a named model does not warn
 
 
 def test_detections_file_forms_match_the_kitti_writers(detector):

@@ -115,10 +115,6 @@ def test_export_refuses_to_overwrite(tmp_path, onnx_dir):
     assert_one_line_error(r, "exists", "--force")
 
 
-def test_no_model_given(tmp_path):
-    assert_one_line_error(cli("infer", ALL_SCANS[0]), "no model")
-
-
 def test_cuda_without_gpu(onnx_dir):
     from pointpillars_trt.api import _cuda_available
 

@@ -33,6 +33,8 @@ def extend(sub: argparse._SubParsersAction) -> None:
 
     vw = sub.choices["view"]
     add_model_args(vw, required=False)
+    vw.add_argument("--no-detect", action="store_true",
+                    help="draw the points (and --labels / --detections) without running a model")
     plain_view = vw.get_default("func")
     vw.set_defaults(func=lambda a: run_view(a, plain_view))
 
@@ -62,8 +64,6 @@ def run_eval_data(args: argparse.Namespace) -> int:
         raise UserError("--data writes its own results to OUT/results; drop --results")
     if not args.out:
         raise UserError("--data needs --out DIR for the results and the evaluation")
-    if not _has_model(args):
-        raise UserError("--data needs a model: --checkpoint, --onnx-dir or --random-init")
     split = args.split or (args.data / "ImageSets" / "val.txt")
     if split.is_file() or args.split:
         ids = read_ids(split)
@@ -96,7 +96,9 @@ def run_eval_data(args: argparse.Namespace) -> int:
 
 
 def run_view(args: argparse.Namespace, plain_view) -> int:
-    if not _has_model(args):
+    if args.no_detect or (args.detections and not _has_model(args)):
+        if _has_model(args):
+            raise UserError("--no-detect runs no model; drop --checkpoint/--onnx-dir/--random-init")
         return plain_view(args)
     if args.detections:
         raise UserError("give either --detections FILE or a model (--checkpoint/--onnx-dir/--random-init), not both")

@@ -14,7 +14,7 @@ from pointpillars_trt.model import store
 
 def add_model_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     """Add the shared model/backend options to a command's parser."""
-    g = p.add_argument_group("model (one of)")
+    g = p.add_argument_group("model (one of; default: the project's trained model, data/models/MODEL_CARD.md)")
     g.add_argument("--checkpoint", type=Path, help="OpenPCDet checkpoint (.pth with 'model_state'); exported to ONNX once and cached")
     g.add_argument("--onnx-dir", type=Path, help="directory written by `export` (pfn/rpn_fp32/fp16.onnx + manifest.json)")
     g.add_argument("--random-init", action="store_true",
@@ -45,8 +45,6 @@ def _check_one_model(args: argparse.Namespace) -> None:
     given = [n for n in ("checkpoint", "onnx_dir") if getattr(args, n, None)] + (["random_init"] if args.random_init else [])
     if len(given) > 1:
         raise UserError("give only one of --checkpoint, --onnx-dir, --random-init")
-    if not given:
-        raise UserError("no model: give --checkpoint CKPT.pth, --onnx-dir DIR (from `export`), or --random-init for an untrained demo model")
 
 
 def model_files(args: argparse.Namespace) -> store.ModelFiles:
@@ -57,7 +55,9 @@ def model_files(args: argparse.Namespace) -> store.ModelFiles:
         return store.from_onnx_dir(args.onnx_dir, cfg, str(args.config or "the default"))
     if args.random_init:
         return store.random_init(cfg, Path(args.cache_dir))
-    return store.from_checkpoint(args.checkpoint, cfg, Path(args.cache_dir))
+    if args.checkpoint:
+        return store.from_checkpoint(args.checkpoint, cfg, Path(args.cache_dir))
+    return store.default_model(cfg, Path(args.cache_dir))
 
 
 def make_detector(args: argparse.Namespace) -> Detector:
@@ -72,4 +72,6 @@ def make_detector(args: argparse.Namespace) -> Detector:
         return Detector.from_onnx(args.onnx_dir, **options)
     if args.random_init:
         return Detector.random_init(**options)
-    return Detector.from_checkpoint(args.checkpoint, **options)
+    if args.checkpoint:
+        return Detector.from_checkpoint(args.checkpoint, **options)
+    return Detector.default(**options)

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
           f"{s['frames_per_s']:.1f} frames/s, last loss {last.get('loss', float('nan')):.4f}")
     if s["stopped_early"]:
         print(f"stopped at --time-limit; continue with: --resume {args.out} --out {args.out} (same other options)")
-    elif args.val_frames:
+    if args.val_frames:
         from pointpillars_trt.evaluation import format_table
         from pointpillars_trt.model.networks import load_checkpoint
         from pointpillars_trt.training.validate import validate
@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
         table = format_table(res)
         print(table, end="")
         ap = ", ".join(f"{c} {res.get('3d', c, 'moderate', 'R40'):.2f}" for c in cfg.class_names)
-        print(f"validation ({args.val_frames} frames of make-sample --seed {cfg.val_seed}), 3D AP R40 moderate: {ap}")
+        part = f" (after iteration {s['it']} of {s['total']})" if s["stopped_early"] else ""
+        print(f"validation{part} ({args.val_frames} frames of make-sample --seed {cfg.val_seed}), 3D AP R40 moderate: {ap}")
         Path(str(args.out) + ".val_eval.json").write_text(json.dumps(res.to_json(), indent=1) + "\n")
         Path(str(args.out) + ".val_table.txt").write_text(table)
     return 0

@@ -88,7 +88,13 @@ def random_init(cfg: PointPillarsConfig, cache_dir: Path, seed: int = 0) -> Mode
     return ModelFiles(export_cached(ckpt, cfg, cache_dir), ckpt, True)
 
 
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "pointpillars_synthetic.pth"
+
+
 def default_model(cfg: PointPillarsConfig, cache_dir: Path) -> ModelFiles:
-    """The project's default model. Today: the seeded random-init model (UNTRAINED). When a trained default model
-    lands in data/, return ``from_checkpoint(<data/ checkpoint>, cfg, cache_dir)`` here; nothing else changes."""
-    return random_init(cfg, cache_dir)
+    """The project's default model: KITTI PointPillars trained by `train` on the project's synthetic scenes
+    (data/models/MODEL_CARD.md), shipped with the package."""
+    if not DEFAULT_CHECKPOINT.is_file():
+        raise UserError(f"the default model {DEFAULT_CHECKPOINT} is missing from this installation; "
+                        "pass --checkpoint (or --random-init for the untrained demo model)")
+    return from_checkpoint(DEFAULT_CHECKPOINT, cfg, cache_dir)
