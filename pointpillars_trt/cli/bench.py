@@ -7,6 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from pointpillars_trt import log
 from pointpillars_trt.pipelines import timing as bench
 from pointpillars_trt.api import choose_backend
 from pointpillars_trt.cli.model_options import add_model_args, make_detector
@@ -89,11 +90,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _timed(pipe, scans: list, iters: int, warmup: int, name: str) -> dict[str, list[float]]:
     """bench.time_pipeline one scan at a time (cycling through the scans) behind a progress bar."""
-    from tqdm import tqdm
 
     bench.time_pipeline(pipe, scans, 0, warmup)
     samples: dict[str, list[float]] = {}
-    for i in tqdm(range(iters), desc=name, unit="scan", file=sys.stderr, disable=iters == 0):
+    for i in log.progress(range(iters), desc=name, unit="scan", disable=iters == 0):
         for k, v in bench.time_pipeline(pipe, [scans[i % len(scans)]], 1, 0).items():
             samples.setdefault(k, []).extend(v)
     return samples

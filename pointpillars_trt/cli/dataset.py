@@ -51,7 +51,6 @@ def _has_model(a: argparse.Namespace) -> bool:
 
 
 def run_eval_data(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
 
     from pointpillars_trt.cli.eval import check_outputs, evaluate_and_report
     from pointpillars_trt.evaluation.files import read_ids
@@ -83,7 +82,7 @@ def run_eval_data(args: argparse.Namespace) -> int:
         log.info(det.description)
         if det.untrained:
             log.warn("UNTRAINED random-init model: expect AP near 0")
-        for fid in tqdm(ids, unit="frame", desc="detect", file=sys.stderr, disable=not sys.stderr.isatty() and len(ids) < 50):
+        for fid in log.progress(ids, unit="frame", desc="detect", disable=not sys.stderr.isatty() and len(ids) < 50):
             scan = root / "velodyne" / f"{fid}.bin"
             calib = calibs[fid]
             shape = image_shape(scan)

@@ -7,8 +7,8 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from tqdm import tqdm
 
+from pointpillars_trt import log
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.io.kitti import KittiObjects, read_labels
 from pointpillars_trt.evaluation.core import DEFAULT_CLASSES, evaluate
@@ -72,7 +72,7 @@ def evaluate_dirs(results_dir: str | os.PathLike, labels_dir: str | os.PathLike,
     missing: list[str] = []
     unknown: Counter = Counter()
     known = {n.lower() for n in KITTI_NAMES} | {c.lower() for c in classes}
-    for fid in tqdm(ids, desc="reading labels/results", unit="frame", disable=not progress, leave=False):
+    for fid in log.progress(ids, desc="reading labels/results", unit="frame", disable=not progress, leave=False):
         gts.append(read_labels(labels_dir / f"{fid}.txt"))
         rpath = results_dir / f"{fid}.txt"
         if not rpath.is_file():

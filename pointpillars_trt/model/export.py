@@ -12,7 +12,6 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import onnx
 import torch
 from torch import nn

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pointpillars_trt import log
 from pointpillars_trt.io.kitti import write_labels
 from pointpillars_trt.io.points import write_bin
 from pointpillars_trt.model.config import PointPillarsConfig
@@ -29,13 +30,12 @@ def write_frame(root: Path, frame_id: str, scene: Scene) -> None:
 def write_dataset(root: str | Path, n_frames: int, seed: int = 0, progress: bool = True,
                   cfg: PointPillarsConfig | None = None) -> list[str]:
     """Generate n_frames frames in KITTI's layout under root (ImageSets/val.txt lists them); returns the ids."""
-    from tqdm import tqdm
 
     root = Path(root)
     (root / "ImageSets").mkdir(parents=True, exist_ok=True)
     cfg = cfg or PointPillarsConfig()
     ids = [f"{i:06d}" for i in range(n_frames)]
-    for i, fid in enumerate(tqdm(ids, desc="sample frames", unit="frame", disable=not progress)):
+    for i, fid in enumerate(log.progress(ids, desc="sample frames", unit="frame", disable=not progress)):
         write_frame(root, fid, generate_scene(frame_seed(seed, i), cfg))
     (root / "ImageSets" / "val.txt").write_text("".join(f"{fid}\n" for fid in ids))
     return ids

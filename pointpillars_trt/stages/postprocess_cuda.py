@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numba import cuda, float32, float64, int32, int64, uint32, uint64
+from numba import cuda, float32, int32, int64, uint32
 
 from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.errors import UserError

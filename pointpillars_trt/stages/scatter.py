@@ -6,7 +6,6 @@ only the cells of the given pillars, so clearing a canvas costs O(P), not O(grid
 from __future__ import annotations
 
 import numba
-import numpy as np
 
 
 @numba.njit(cache=True, nogil=True)

@@ -3,7 +3,6 @@ learning rate, a tqdm bar with the losses, checkpoints in OpenPCDet's format, re
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pointpillars_trt.log import progress
 from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.model.networks import PointPillarsNets, load_checkpoint
@@ -119,7 +119,6 @@ def _batches(ds: SyntheticFrames, opts: TrainOptions, epoch: int, skip: int, dev
 
 def train(opts: TrainOptions, cfg: PointPillarsConfig) -> dict:
     """Train (or continue training) and write opts.out; returns a summary (iterations, last losses, seconds)."""
-    from tqdm import tqdm
 
     device = torch.device(opts.device)
     torch.manual_seed(opts.seed)
@@ -141,8 +140,7 @@ def train(opts: TrainOptions, cfg: PointPillarsConfig) -> dict:
     t0 = time.time()
     it = it0
     hist: list[dict] = []
-    bar = tqdm(total=total, initial=it0, unit="it", desc="train", file=sys.stderr, dynamic_ncols=True,
-               mininterval=0.5 if sys.stderr.isatty() else 30)
+    bar = progress(total=total, initial=it0, unit="it", desc="train", dynamic_ncols=True)
     stopped = False
     try:
         for epoch in range(it0 // per_epoch, opts.epochs):

@@ -2,10 +2,10 @@
 own CPU post-processing and KITTI evaluator (OpenPCDet's protocol): the numbers `eval --data` gives on them."""
 from __future__ import annotations
 
-import sys
 
 import torch
 
+from pointpillars_trt import log
 from pointpillars_trt.stages.anchors import make_anchors
 from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.evaluation import EvalResult, evaluate
@@ -21,14 +21,13 @@ from pointpillars_trt.training.trainer import scatter_to_canvas
 @torch.no_grad()
 def validate(nets: PointPillarsNets, cfg: PointPillarsConfig, n_frames: int, device: torch.device) -> EvalResult:
     """Detect on validation frames 0..n_frames-1 with the eval-mode networks and evaluate against their labels."""
-    from tqdm import tqdm
 
     was_training = nets.training
     nets.eval()
     anchors = make_anchors(cfg)
     vox = Voxelizer(cfg)
     gts, dts = [], []
-    for i in tqdm(range(n_frames), desc="validate", unit="frame", file=sys.stderr, leave=False):
+    for i in log.progress(range(n_frames), desc="validate", unit="frame", leave=False):
         sc = generate_scene(frame_seed(cfg.val_seed, i), cfg)
         p = vox(sc.points).num_pillars
         gts.append(sc.kitti_objects())
