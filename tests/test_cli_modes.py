@@ -85,3 +85,22 @@ def test_bench_on_cpu(tmp_path, onnx_dir):
     for stage in ("voxelize", "pfn", "scatter", "rpn", "postprocess", "total"):
         assert f"| {stage} |" in table
     assert "fp16 median ms" in table
+
+
+def test_bench_compare_configurations_and_cpu_refusal(tmp_path, onnx_dir):
+    """--compare lists each precision, then that precision with each option off (--strict-fp32 only for FP32);
+    on the CPU, where those options do not exist, it is a one-line error before any model work."""
+    import argparse
+
+    from pointpillars_trt.cli import bench
+
+    p = argparse.ArgumentParser()
+    bench.add_parser(p.add_subparsers())
+    args = p.parse_args(["bench", "x", "--precisions", "fp16", "fp32", "--compare", "compile", "tf32"])
+    got = [(label, a.precision, bool(a.no_compile), bool(a.strict_fp32)) for a, label in bench.configurations(args)]
+    assert got == [("fp16", "fp16", False, False), ("fp16 --no-compile", "fp16", True, False),
+                   ("fp32", "fp32", False, False), ("fp32 --no-compile", "fp32", True, False),
+                   ("fp32 --strict-fp32", "fp32", False, True)]
+    assert not args.no_compile  # the copies are changed, never the parsed options
+    r = cli("bench", tmp_path, "--onnx-dir", onnx_dir, "--device", "cpu", "--compare", "graph")
+    assert r.returncode == 2 and r.stderr.count("error:") == 1 and "on the CPU" in r.stderr

@@ -15,6 +15,8 @@ from pointpillars_trt.errors import UserError
 
 GPU_ITERS, GPU_WARMUP = 200, 10
 CPU_ITERS, CPU_WARMUP = 5, 1  # a CPU scan takes ~0.4 s on 2 cores
+#: --compare OPTION: the model-option flag that turns it off, and the label its column gets
+COMPARE = {"compile": ("no_compile", "--no-compile"), "graph": ("no_graph", "--no-graph"), "tf32": ("strict_fp32", "--strict-fp32")}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -28,6 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help=f"timed scans per configuration (default {GPU_ITERS} on the GPU, {CPU_ITERS} on the CPU: seconds, not minutes)")
     p.add_argument("--warmup", type=int, default=None,
                    help=f"untimed scans first (default {GPU_WARMUP} on the GPU, {CPU_WARMUP} on the CPU)")
+    p.add_argument("--compare", nargs="+", choices=tuple(COMPARE), default=(), metavar="OPTION",
+                   help="GPU only: also time each precision with OPTION turned off, side by side: compile "
+                        "(--no-compile), graph (--no-graph), tf32 (--strict-fp32, FP32 only)")
     p.add_argument("--soak", type=int, default=0, metavar="N",
                    help="GPU only: instead of timing, run N scans and report device memory at start and end")
     p.add_argument("--out", type=Path, default=None, help="write <out>.json and <out>.md")
@@ -49,21 +54,22 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--soak measures GPU memory and needs an NVIDIA GPU (--backend torch or tensorrt); "
                         f"this run would use {backend} on the CPU, where there is no device memory to watch")
     on_gpu = device == "cuda"
+    if args.compare and not on_gpu:
+        raise UserError(f"--compare {' '.join(args.compare)} compares GPU pipeline options; this run would use "
+                        f"{backend} on the CPU")
     iters = args.iters if args.iters is not None else (GPU_ITERS if on_gpu else CPU_ITERS)
     warmup = args.warmup if args.warmup is not None else (GPU_WARMUP if on_gpu else CPU_WARMUP)
     scans = bench.load_scans(args.scans)
     what = f"memory soak of {args.soak} scans" if args.soak else f"{warmup} warm-up + {iters} timed scans per precision"
     print(f"bench: {backend} on {device}, {len(scans)} scan(s) from {args.scans}, {what}", flush=True)
-    precisions = args.precisions or [args.precision]
+    configs = configurations(args)
     command = "python -m pointpillars_trt " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if getattr(args, "_prog", None):  # run as `python -m pointpillars_trt.cli.bench`
         command = args._prog + " " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     results, payload = {}, {"command": command, "scans": str(args.scans), "num_scans": len(scans)}
-    for prec in precisions:
-        a = copy.copy(args)
-        a.precision = prec
+    for a, label in configs:
         det = make_detector(a)
-        name = f"{det.description.split(',')[0].removeprefix('backend ')} {prec}"
+        name = f"{det.description.split(',')[0].removeprefix('backend ')} {label}"
         with det:
             if args.soak:
                 from pointpillars_trt.pipelines.cuda_runtime import mem_get_info
@@ -77,15 +83,41 @@ def run(args: argparse.Namespace) -> int:
                       f"by scan {trail})", flush=True)
                 continue
             samples = _timed(det.pipeline, scans, iters, warmup, name)
+            if on_gpu and args.batch > 1:
+                tp = bench.throughput(det.pipeline, scans, args.batch, max(20, iters // args.batch))
+                payload.setdefault("throughput", {})[name] = tp
+                print(f"{name}: batches of {args.batch}: {tp['scans_per_s']:.0f} scans/s (batch p50 "
+                      f"{tp['batch_p50_ms']:.3f} ms, p99 {tp['batch_p99_ms']:.3f} ms)", flush=True)
         results[name] = bench.summarize(samples)
     md = None
     if results:
         md = bench.markdown_table(results)
+        for name, tp in payload.get("throughput", {}).items():
+            md += (f"\n\n{name}, batches of {tp['batch']}: {tp['scans_per_s']:.0f} scans/s "
+                   f"(batch p50 {tp['batch_p50_ms']:.3f} ms, p99 {tp['batch_p99_ms']:.3f} ms)")
         payload["results"] = results
         print(md)
     if args.out:
         bench.write_results(args.out, payload, (f"`{command}`\n\n" + md) if md else None)
     return 0
+
+
+def configurations(args: argparse.Namespace) -> list[tuple[argparse.Namespace, str]]:
+    """(options, column label) for each run: every precision as given, then, per --compare OPTION, the same
+    precision with OPTION off (tf32 only where it applies: FP32)."""
+    out = []
+    for prec in args.precisions or [args.precision]:
+        base = copy.copy(args)
+        base.precision = prec
+        out.append((base, prec))
+        for opt in args.compare:
+            if opt == "tf32" and prec != "fp32":
+                continue
+            flag, label = COMPARE[opt]
+            a = copy.copy(base)
+            setattr(a, flag, True)
+            out.append((a, f"{prec} {label}"))
+    return out
 
 
 def _timed(pipe, scans: list, iters: int, warmup: int, name: str) -> dict[str, list[float]]:
