@@ -24,7 +24,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 df -h /dev/shm /tmp | tee -a "$OUT/gpu.txt"  # DataLoader workers pass batches through /dev/shm
 python3 -c "import numpy, numba, torch; print('numpy', numpy.__version__, 'numba', numba.__version__, 'torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee -a "$OUT/gpu.txt"
 # The checkpoint with its optimizer state (~58 MB) is over the device tool's 16 MiB per returned file: it stays on the
-# machine, and the model weights come back as FP32 shards ($OUT/weights_*.pth, joined by bench/join_weights.py).
+# machine, and the model weights come back as FP32 shards ($OUT/weights_*.pth, joined here by `python bench/weight_shards.py join`).
 CKPT=/tmp/train/pointpillars_synthetic.pth; mkdir -p /tmp/train
 ARGS=(--out "$CKPT" --frames "${FRAMES:-5000}" --epochs "${EPOCHS:-8}" --batch-size 8 --seed 0 --workers 15 --device cuda
       --save-every 250 --time-limit "${TIME_LIMIT:-470}" --cache-dir /tmp/frames_cache --log "$OUT/train_log.jsonl"
@@ -36,12 +36,4 @@ fi
 echo "python3 -m pointpillars_trt train ${ARGS[*]}" | tee "$OUT/train_stdout.log"
 timeout 590 python3 -m pointpillars_trt train "${ARGS[@]}" 2>&1 | tee -a "$OUT/train_stdout.log"
 cp "$CKPT".val_* "$OUT"/ 2>/dev/null || true
-python3 - "$CKPT" "$OUT" <<'PY'
-import sys, torch
-ck = torch.load(sys.argv[1], map_location="cpu", weights_only=True)
-keys = sorted(ck["model_state"])
-meta = {k: ck[k] for k in ("epoch", "it", "version", "train_args")}
-for i in range(2):  # two shards, each under the 16 MiB a returned file may have
-    torch.save({"model_state": {k: ck["model_state"][k] for k in keys[i::2]}, **meta}, f"{sys.argv[2]}/weights_{i}.pth")
-print("weights shards written:", len(keys), "tensors, iteration", ck["it"])
-PY
+python3 bench/weight_shards.py split "$CKPT" "$OUT" 2

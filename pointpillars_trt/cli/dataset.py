@@ -95,12 +95,12 @@ def run_eval_data(args: argparse.Namespace) -> int:
 
 
 def run_view(args: argparse.Namespace, plain_view) -> int:
-    if args.no_detect or (args.detections and not _has_model(args)):
-        if _has_model(args):
-            raise UserError("--no-detect runs no model; drop --checkpoint/--onnx-dir/--random-init")
-        return plain_view(args)
-    if args.detections:
+    if args.no_detect and _has_model(args):
+        raise UserError("--no-detect runs no model; drop --checkpoint/--onnx-dir/--random-init")
+    if args.detections and _has_model(args):
         raise UserError("give either --detections FILE or a model (--checkpoint/--onnx-dir/--random-init), not both")
+    if args.no_detect or args.detections:  # draw what was given; no model (the default one neither)
+        return plain_view(args)
     from pointpillars_trt.cli.view import check_args
 
     check_args(args)  # output files, --labels/--calib, Open3D and a display: before minutes of export and inference
