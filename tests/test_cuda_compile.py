@@ -49,7 +49,7 @@ sigs = {
     nc._nms_greedy: (I1, A(u64, 2), A(f32, 2), A(f32, 1), I1, I1, I1, i64, I1, A(f32, 2)),
     ps._scatter: (A(f32, 2), A(i32, 2), I1, A(f32, 4)),
     ps._clear: (A(i32, 2), I1, A(f32, 4)),
-    nf.pfn_kernel: (A(f32, 3), I1, A(f32, 2), A(f32, 1), A(f32, 2)),
+    nf.pfn_kernel: (A(f32, 1), i64, i64, I1, A(f32, 2), A(f32, 1), A(f32, 2)),
 }
 out = {}
 for k, sig in sigs.items():

@@ -190,8 +190,10 @@ def check_pfn() -> None:
         ref = vfe(torch.from_numpy(cv.features[:p])).numpy()
     w, b = fold_pfn(vfe)
     out = cuda.to_device(np.full((cfg.max_pillars, w.shape[0]), 7.0, np.float32))
-    pfn_kernel[2, G * w.shape[0]](cuda.to_device(cv.features), cuda.to_device(np.array([p], np.int32)),
-                                  cuda.to_device(w), cuda.to_device(b), out)  # 2 blocks: the grid-stride loop runs
+    P, M, F = cv.features.shape
+    pfn_kernel[2, G * w.shape[0]](cuda.to_device(cv.features.reshape(-1)), M, F,
+                                  cuda.to_device(np.array([p], np.int32)), cuda.to_device(np.ascontiguousarray(w.T)),
+                                  cuda.to_device(b), out)  # 2 blocks: the grid-stride loop runs
     got = out.copy_to_host()
     assert np.allclose(got[:p], ref, atol=1e-4), float(np.abs(got[:p] - ref).max())
     assert (got[p:] == 7.0).all(), "rows >= P must not be written"

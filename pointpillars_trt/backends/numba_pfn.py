@@ -17,46 +17,62 @@ from pointpillars_trt.backends.base import Runner, ViewCache
 from pointpillars_trt.errors import UserError
 
 G = 4  # pillars per block
-F_MAX = 16  # input features per point (10 for PointPillars)
+F_MAX = 16  # input features per point (10 for PointPillars), padded to 16 in shared memory and registers
 M_MAX = 32  # points per pillar
 C_MAX = 256  # output channels (64 for PointPillars); G * C <= 1024 threads
+SHF = G * M_MAX * F_MAX  # shared floats of one block's pillars
 COUNT = "num_pillars"  # optional feed entry: int32 device array whose [0] is the pillar count
 
 
 @cuda.jit(cache=True)
-def pfn_kernel(features, count, weight, shift, out):
-    """out[p, c] = relu(max_k(sum_f features[p, k, f] * weight[c, f]) + shift[c]) for p < count[0] (grid-stride)."""
-    shf = cuda.shared.array((G, M_MAX, F_MAX), float32)
-    shw = cuda.shared.array((C_MAX, F_MAX), float32)
-    P, M, F = features.shape
-    C = weight.shape[0]
+def pfn_kernel(features, M, F, count, weight_t, shift, out):
+    """out[p, c] = relu(max_k(sum_f features[p, k, f] * weight_t[f, c]) + shift[c]) for p < count[0] (grid-stride).
+
+    features is the flat [P * M * F] view of the [P, M, F] input: a block's G pillars are G * M * F consecutive
+    floats, loaded coalesced into shared memory, each point padded to F_MAX features (zeros). Thread (pillar g,
+    channel c) holds its channel's F_MAX weights in registers (zero past F) and runs fully unrolled loops of constant
+    length, so each multiply-add costs one broadcast shared load: the first version indexed [C, F] weights in
+    shared memory (16-way bank conflicts) with runtime-length loops and took 0.15 ms for 20k-point scans."""
+    shf = cuda.shared.array(SHF, float32)
+    C = weight_t.shape[1]
+    MF = M * F
+    P = features.shape[0] // MF
     t = cuda.threadIdx.x
     g = t // C
     c = t - g * C
-    for e in range(t, C * F, cuda.blockDim.x):
-        shw[e // F, e % F] = weight[e // F, e % F]
+    w = cuda.local.array(F_MAX, float32)
+    for f in range(F_MAX):
+        w[f] = weight_t[f, c] if f < F else float32(0.0)
+    for e in range(t, SHF, cuda.blockDim.x):
+        shf[e] = float32(0.0)  # the padding columns stay zero
+    sh = shift[c]
     num = count[0]
     if num > P:
         num = P
     base = cuda.blockIdx.x * G
     while base < num:
         cuda.syncthreads()
-        for e in range(t, G * M * F, cuda.blockDim.x):
-            q = e // (M * F)
-            r = e - q * M * F
-            p = base + q
-            shf[q, r // F, r % F] = features[p, r // F, r % F] if p < num else float32(0.0)
+        rows = num - base
+        if rows > G:
+            rows = G
+        first = base * MF
+        for e in range(t, rows * MF, cuda.blockDim.x):
+            pt = e // F  # (pillar, point) row within the block
+            shf[pt * F_MAX + (e - pt * F)] = features[first + e]
         cuda.syncthreads()
         p = base + g
-        if p < num and g < G:
+        if p < num:
+            off = g * M * F_MAX  # rows staged as (pillar q, point k) -> q * M + k
             best = float32(-3.4e38)
-            for k in range(M):
-                acc = float32(0.0)
-                for f in range(F):
-                    acc += shf[g, k, f] * shw[c, f]
-                if acc > best:
-                    best = acc
-            v = best + shift[c]
+            for k in range(M_MAX):
+                if k < M:
+                    row = off + k * F_MAX
+                    acc = float32(0.0)
+                    for f in range(F_MAX):
+                        acc += shf[row + f] * w[f]
+                    if acc > best:
+                        best = acc
+            v = best + sh
             out[p, c] = v if v > float32(0.0) else float32(0.0)
         base += cuda.gridDim.x * G
 
@@ -80,8 +96,9 @@ class NumbaPfnRunner(Runner):
 
     def __init__(self, vfe: Any, input_name: str, output_name: str, max_blocks: int = 1024) -> None:
         super().__init__()
-        self._w, self._b = fold_pfn(vfe.eval())
-        C, F = self._w.shape
+        w, self._b = fold_pfn(vfe.eval())
+        C, F = w.shape
+        self._w = np.ascontiguousarray(w.T)  # [F, C]: see pfn_kernel
         if C > C_MAX or F > F_MAX or G * C > 1024:
             raise UserError(f"the PFN kernel supports up to {C_MAX} filters and {F_MAX} input features, got {C} and {F}")
         self._in, self._out = input_name, output_name
@@ -119,5 +136,8 @@ class NumbaPfnRunner(Runner):
         s = self._streams.get(stream)
         if s is None:
             s = self._streams[stream] = cuda.external_stream(stream) if stream else 0
-        blocks = max(1, min(self.max_blocks, (x.shape[0] + G - 1) // G))
-        pfn_kernel[blocks, G * self._w.shape[0], s](x, count, self.weight, self.shift, y)
+        P, M, F = x.shape
+        if M > M_MAX or F != self._w.shape[0]:
+            raise UserError(f"the PFN kernel takes [P, <={M_MAX}, {self._w.shape[0]}] features, got {tuple(x.shape)}")
+        blocks = max(1, min(self.max_blocks, (P + G - 1) // G))
+        pfn_kernel[blocks, G * self._w.shape[1], s](x.reshape(P * M * F), M, F, count, self.weight, self.shift, y)
