@@ -4,6 +4,7 @@ called per scan, per batch, or over a stream of files. The commands make their d
 from __future__ import annotations
 
 import os
+from collections import deque
 from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -236,18 +237,46 @@ class Detector:
         return self._stream(prefetched(sources, _read_scan, prefetch))
 
     def _stream(self, items: Iterator[tuple[Any, Any]]) -> Iterator[tuple[Any, ScanResult | Exception]]:
-        while chunk := list(islice(items, self._max_batch)):
-            out: list[Any] = [pts for _, pts in chunk]
-            good = []
-            for i, pts in enumerate(out):
-                if not isinstance(pts, BaseException):
-                    try:
-                        good.append((i, self._scan(pts)))
-                    except UserError as e:
-                        out[i] = e
-            for (i, _), res in zip(good, self._run_reporting([s for _, s in good])):
+        """Chunks of max_batch sources; on the GPU the next chunk is staged and queued while the current one runs
+        (GpuPipeline.run_batches). Scans are validated before they are queued, so a bad one never stops the rest."""
+        pipe = self._live()
+        check = getattr(pipe, "check", None)
+        queued: deque[tuple[list[Any], list[Any], list[int]]] = deque()  # (chunk, results so far, runnable indices)
+
+        def batches() -> Iterator[list[Any]]:
+            while chunk := list(islice(items, self._max_batch)):
+                out: list[Any] = [pts for _, pts in chunk]
+                good, scans = [], []
+                for i, pts in enumerate(out):
+                    if not isinstance(pts, BaseException):
+                        try:
+                            scan = self._scan(pts)
+                            if check is not None:
+                                check(scan)
+                            good.append(i)
+                            scans.append(scan)
+                        except UserError as e:
+                            out[i] = e
+                queued.append((chunk, out, good))
+                if scans:
+                    yield scans
+
+        runs = pipe.run_batches(batches()) if hasattr(pipe, "run_batches") else map(self._run_reporting, batches())
+        # (a pipeline without run_batches, e.g. the CPU one, runs each chunk as it comes)
+        for results in runs:
+            while not queued[0][2]:  # chunks with nothing to run, in their place
+                yield from self._emit(queued.popleft())
+            chunk, out, good = queued.popleft()
+            for i, res in zip(good, results):
                 out[i] = res
-            yield from zip((src for src, _ in chunk), out)
+            yield from self._emit((chunk, out, good))
+        while queued:
+            yield from self._emit(queued.popleft())
+
+    @staticmethod
+    def _emit(item: tuple[list[Any], list[Any], list[int]]) -> Iterator[tuple[Any, Any]]:
+        chunk, out, _ = item
+        return zip((src for src, _ in chunk), out)
 
     def _run_reporting(self, scans: list[Any]) -> list[ScanResult | Exception]:
         """Run a batch; when the pipeline refuses it (UserError), run scan by scan so the error names its scan."""
@@ -263,7 +292,9 @@ class Detector:
         if not hasattr(pipe, "run_batch"):
             return [pipe.run(s) for s in scans]
         b = self._max_batch
-        return [r for k in range(0, len(scans), b) for r in pipe.run_batch(scans[k:k + b])]
+        chunks = (scans[k:k + b] for k in range(0, len(scans), b))
+        runs = pipe.run_batches(chunks) if hasattr(pipe, "run_batches") else map(pipe.run_batch, chunks)
+        return [r for rs in runs for r in rs]
 
     def _scan(self, points: Any) -> Any:
         return as_scan(points, gpu=self._device == "cuda", device_id=self._device_id)

@@ -162,3 +162,39 @@ def test_batches_go_to_run_batch_in_max_batch_chunks(gpu_detector):
     det.close()
     det.close()
     assert pipe.exited == 1
+
+
+class StandInOverlappingGpuPipeline(StandInGpuPipeline):
+    """Also offers run_batches as GpuPipeline does: it takes batch i+1 from the iterator before yielding batch i's
+    results (the overlap), and refuses what check() refuses."""
+
+    def check(self, scan):
+        if getattr(scan, "n", 0) > 1000:
+            raise UserError("scan has 5000 points; the GPU pipeline was sized for 1000 (pass max_points)")
+        return scan.n
+
+    def run_batches(self, batches):
+        it = iter(batches)
+        pending = next(it, None)
+        while pending is not None:
+            self.calls.append(("launch", list(pending)))
+            nxt = next(it, None)  # the next batch is taken (and queued) before this one's results come back
+            yield [self._result(s) for s in pending]
+            pending = nxt
+
+
+def test_stream_overlaps_batches_and_keeps_order_around_refused_scans():
+    pipe = StandInOverlappingGpuPipeline()
+    det = Detector(pipe, cfg=PointPillarsConfig(), model=ModelFiles(None, None, False), backend="torch", device="cuda",
+                   precision="fp16", description="stand-in", max_batch=2)
+    good = [FakeDeviceArray() for _ in range(4)]
+    big = FakeDeviceArray(shape=(5000, 4))
+    wrong = FakeDeviceArray(typestr="<f8")
+    sources = [good[0], wrong, big, wrong, good[1], good[2], big, good[3]]  # chunks: [g, x] [x, x] [g, g] [x, g]
+    out = list(det.stream(sources, prefetch=0))
+    assert [src is s for (src, _), s in zip(out, sources)] == [True] * 8  # every source, in input order
+    kinds = ["ok" if isinstance(r, ScanResult) else "max_points" if "sized for" in str(r) else "dtype" for _, r in out]
+    assert kinds == ["ok", "dtype", "max_points", "dtype", "ok", "ok", "max_points", "ok"]
+    assert [len(c[1]) for c in pipe.calls] == [1, 2, 1]  # the all-refused chunk queues nothing
+    assert [len(d) for d in det.detect_batch(good)] == [1] * 4
+    assert [len(c[1]) for c in pipe.calls[3:]] == [2, 2]

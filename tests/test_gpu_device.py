@@ -63,11 +63,12 @@ def _pipelines(cfg: PointPillarsConfig, onnx_dir: Path, **gpu_options):
 
 
 @gpu
-def test_gpu_matches_cpu_on_every_scan(onnx_dir: Path) -> None:
+@pytest.mark.parametrize("pfn_kernel", [False, True], ids=["torch-pfn", "pfn-kernel"])
+def test_gpu_matches_cpu_on_every_scan(onnx_dir: Path, pfn_kernel: bool) -> None:
     from pointpillars_trt.model import tensor_names as tn
 
     assert SCANS, f"no scans under {SHARED / 'kitti'}"
-    cpu, gp = _pipelines(PointPillarsConfig(), onnx_dir)
+    cpu, gp = _pipelines(PointPillarsConfig(), onnx_dir, pfn_kernel=pfn_kernel)
     with cpu, gp:
         for path in SCANS:
             pts = _read(path)
@@ -181,9 +182,13 @@ def test_graph_equals_launch_by_launch(onnx_dir: Path) -> None:
 
 
 @gpu
-def test_batch_equals_one_at_a_time(onnx_dir: Path) -> None:
+@pytest.mark.parametrize("pfn_kernel", [False, True], ids=["torch-pfn", "pfn-kernel"])
+def test_batch_equals_one_at_a_time(onnx_dir: Path, pfn_kernel: bool) -> None:
+    """A batch of 4 runs each stage's per-scan kernels on four forked streams (the PFN on the main one): same
+    detections as one scan at a time, eager and replayed, for a smaller batch after a larger one, and overlapped."""
     cfg = PointPillarsConfig()
-    _, gp = _pipelines(cfg, onnx_dir, max_batch=4)
+    _, gp = _pipelines(cfg, onnx_dir, max_batch=4, pfn_kernel=pfn_kernel)
+    assert len(gp.lanes) == 4
     scans = [_read(p) for p in SCANS[:4]]
     with gp:
         singles = [gp.run(x).detections for x in scans]
@@ -194,6 +199,18 @@ def test_batch_equals_one_at_a_time(onnx_dir: Path) -> None:
         two = gp.run_batch(scans[2:])  # a smaller batch after a larger one
         for a, b in zip(two, singles[2:]):
             assert_same_detections(a.detections, b)
+        # overlapped: batch i+1 staged and queued while batch i runs; new shapes (captured mid-stream) and an
+        # empty scan in between; every result read from its own pinned slot before that slot is reused
+        order = [[0, 1, 2, 3], [2, 3], [0], [], [3, 2, 1, 0], [1, 2], [0, 1, 2, 3], [3]]
+        batches = [[scans[i] for i in ix] if ix else [np.zeros((0, 4), np.float32)] for ix in order]
+        for _ in range(2):
+            got = list(gp.run_batches(batches))
+            assert [len(r) for r in got] == [max(1, len(ix)) for ix in order]
+            for ix, res in zip(order, got):
+                if not ix:
+                    assert len(res[0].detections) == 0
+                for i, r in zip(ix, res):
+                    assert_same_detections(r.detections, singles[i])
 
 
 @gpu

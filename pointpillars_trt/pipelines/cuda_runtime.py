@@ -210,6 +210,10 @@ class Event:
         else:
             self.record(stream)
 
+    def synchronize(self) -> None:
+        """Wait on the host until the work before this event's last record has finished."""
+        check(self._cudart.cudaEventSynchronize(self._event), "cudaEventSynchronize")
+
     def elapsed_ms(self, end: "Event") -> float:
         """Milliseconds from this event to ``end`` (both must have completed)."""
         fn = getattr(self._cudart, "cudaEventElapsedTime", None) or self._cudart.cudaEventElapsedTime_v2

@@ -37,7 +37,8 @@ def make_pipeline(cfg: PointPillarsConfig, model: ModelFiles, backend: str, devi
 def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, checkpoint: str | Path | None = None,
                       onnx_dir: str | Path | None = None, engines_dir: str | Path = "engines",
                       max_batch: int = 1, graph: bool = True, compile: bool = True, tf32: bool = True,
-                      fold: bool = True, pfn_kernel: bool = False, max_points: int | None = None,
+                      fold: bool = True, pfn_kernel: bool = True, concurrent: bool = True,
+                      max_points: int | None = None,
                       log: Callable[[str], None] | None = None) -> Any:
     """A GpuPipeline with torch runners (from the checkpoint) or TensorRT runners (engines built from onnx_dir).
 
@@ -45,8 +46,10 @@ def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, 
     Inductor max-autotune (BN-folded, fused heads either way); tf32: FP32 convolutions on TF32 tensor cores, as
     TensorRT's FP32 engines do (False: strict FP32); fold=False keeps the checkpoint's RPN as it is (BatchNorm
     and ZeroPad as separate ops, three heads, the PFN in torch: OpenPCDet-style eager execution, the bench's
-    baseline); pfn_kernel=True runs the PFN as backends/numba_pfn.py's kernel instead of torch (measured slower on
-    an H200 inside the graph: 0.287 ms against torch's 0.198 ms, bench/results/graph_h200.md; kept to compare)."""
+    baseline); pfn_kernel: the torch backend's PFN as backends/numba_pfn.py's kernel over the real pillars only (on an
+    H200 inside the graph 0.042 ms against torch's 0.194 ms over the bucket's rows, bench/results/; False keeps
+    torch's PFN, to compare);
+    concurrent: a batch's slots run each stage's kernels on streams of their own (GpuPipeline)."""
     from pointpillars_trt.pipelines.gpu import DEFAULT_MAX_POINTS, GpuPipeline, require_gpu_stack
 
     require_gpu_stack()
@@ -73,7 +76,8 @@ def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, 
         pfn, rpn = _tensorrt_runners(cfg, precision, onnx_dir, Path(engines_dir))
     else:
         raise UserError(f"backend {backend!r} does not run on the GPU pipeline (torch or tensorrt)")
-    return GpuPipeline(cfg, pfn, rpn, max_batch=max_batch, max_points=max_points or DEFAULT_MAX_POINTS, graph=graph)
+    return GpuPipeline(cfg, pfn, rpn, max_batch=max_batch, max_points=max_points or DEFAULT_MAX_POINTS, graph=graph,
+                       concurrent=concurrent)
 
 
 def _tensorrt_runners(cfg: PointPillarsConfig, precision: str, onnx_dir: str | Path | None,

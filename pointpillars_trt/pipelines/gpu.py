@@ -12,7 +12,7 @@ compares against, and the fallback. One stream synchronise per call, at the end.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -88,11 +88,24 @@ class _Item:
         self.out_offset = row0
 
 
+class _HostSlot:
+    """Pinned host memory and events of one batch in flight: counts and points in, result rows out, stage events.
+    Two of them let run_batches stage the next batch (and read the last one's results) while the GPU works."""
+
+    def __init__(self, max_batch: int, max_points: int, nout: int) -> None:
+        self.counts = PinnedBuffer((max_batch,), np.int32)
+        self.points = PinnedBuffer((max_batch, max_points, 4), np.float32)
+        self.out = PinnedBuffer((max_batch, nout), np.float32)
+        self.events = {name: Event() for name in EVENTS}
+        self.done = Event()
+
+
 class GpuPipeline:
     """Runs scans (one, or a batch of up to max_batch) through two GPU runners (torch or TensorRT) and the kernels."""
 
     def __init__(self, cfg: PointPillarsConfig, pfn_runner: Runner, rpn_runner: Runner, max_batch: int = 1,
-                 max_points: int = DEFAULT_MAX_POINTS, graph: bool = True, max_graphs: int = 24) -> None:
+                 max_points: int = DEFAULT_MAX_POINTS, graph: bool = True, max_graphs: int = 24,
+                 concurrent: bool = True) -> None:
         require_gpu_stack()
         from numba import config as numba_config
 
@@ -114,20 +127,26 @@ class GpuPipeline:
         ch = cfg.head_channels
         B, P = self.max_batch, cfg.max_pillars
         self.counts = DeviceBuffer((B,), np.int32)
-        self.counts_host = PinnedBuffer((B,), np.int32)
         self.pillar_features = DeviceBuffer((B, P, cfg.pfn_filters), np.float32)
         self.canvas = DeviceBuffer((B, cfg.pfn_filters, ny, nx), np.float32)
         self._canvas_nb = numba_view(self.canvas)
         self.heads = {name: DeviceBuffer((B, fy, fx, ch[k]), np.float32)
                       for name, k in zip(tn.RPN_OUTPUTS, ("cls", "box", "dir"))}
-        nout = HEADER + cfg.max_det * ROW
+        self._nout = nout = HEADER + cfg.max_det * ROW
         self.out = DeviceBuffer((B, nout), np.float32)
-        self.out_host = PinnedBuffer((B, nout), np.float32)
-        self.points_host = PinnedBuffer((B, self.max_points, 4), np.float32)
+        self.slots = [_HostSlot(B, self.max_points, nout)]  # a second one on the first run_batches
+        self._last = self.slots[0]  # the slot whose results were read last (times())
         self.items = [_Item(b, cfg, alloc, self.max_points, self.counts, self.pillar_features, self.heads, self.out)
                       for b in range(B)]
-        self.events = {name: Event() for name in EVENTS}
         self._wait_event = Event()
+        # concurrent: in a batch, each slot's kernels of a stage run on a stream of their own, forked from the main
+        # stream and joined back before the next stage (parallel branches of the captured graph). The per-scan
+        # kernels are latency-bound (one-block NMS walk, 16-block decode, a dense pillar's ranking), so slots
+        # overlap instead of queueing; per-stage events stay meaningful because every stage joins.
+        self.lanes = [Stream() for _ in range(B)] if concurrent and B > 1 else []
+        self._lane_ns = [numba_stream(lane.handle) for lane in self.lanes]
+        self._fork = [Event() for _ in self.lanes]
+        self._join = [Event() for _ in self.lanes]
         self._graphs: OrderedDict[tuple, Any] = OrderedDict()
         self._graph_kind = "torch" if "torch" in (getattr(pfn_runner, "graph_capture", ""),
                                                   getattr(rpn_runner, "graph_capture", "")) else "cuda"
@@ -151,6 +170,7 @@ class GpuPipeline:
 
     def __exit__(self, *exc: object) -> None:
         self.close_graphs()
+        self.stream.synchronize()
         self.pfn.__exit__(*exc)
         self.rpn.__exit__(*exc)
 
@@ -161,7 +181,8 @@ class GpuPipeline:
         self._graphs.clear()
 
     # ---- input ------------------------------------------------------------------
-    def _check(self, scan: Any) -> int:
+    def check(self, scan: Any) -> int:
+        """The scan's point count; UserError if this pipeline cannot take it (type, layout, more than max_points)."""
         if isinstance(scan, DevicePoints):
             n = int(scan.n)
         else:
@@ -177,12 +198,12 @@ class GpuPipeline:
         """The smallest capacity that holds n points."""
         return next(c for c in self.buckets if c >= n)
 
-    def _stage_inputs(self, scans: Sequence[Any], counts: list[int]) -> str:
-        """Host scans into pinned memory; device scans copied D2D into their slot now (after the producer's
-        stream), so the graph never reads foreign memory. Returns the graph's source key ('host' or 'device')."""
+    def _stage_inputs(self, scans: Sequence[Any], counts: list[int], hs: _HostSlot) -> str:
+        """Host scans into hs's pinned memory; device scans copied D2D into their batch slot now (after the
+        producer's stream), so the graph never reads foreign memory. Returns the graph's source key."""
         s = self.stream
         device = any(isinstance(x, DevicePoints) for x in scans)
-        self.counts_host.array[: len(scans)] = counts
+        hs.counts.array[: len(scans)] = counts
         for b, (scan, n) in enumerate(zip(scans, counts)):
             item = self.items[b]
             if isinstance(scan, DevicePoints):
@@ -190,45 +211,70 @@ class GpuPipeline:
                 s.d2d_rows(item.points, scan.ptr, scan.row_stride_bytes, 16, n)
                 self.transfers["d2d"] += 16 * n
             else:
-                self.points_host.array[b, :n] = scan[:, :4]
+                hs.points.array[b, :n] = scan[:, :4]
                 if device:  # mixed batch: this host scan is uploaded outside the graph
-                    s.h2d(item.points, self.points_host.array[b], 16 * n)
+                    s.h2d(item.points, hs.points.array[b], 16 * n)
                     self.transfers["h2d"] += 16 * n
         return "device" if device else "host"
 
     # ---- the work of one call ------------------------------------------------------
-    def enqueue(self, batch: int, capacity: int, source: str = "host") -> None:
-        """Enqueue every stage for `batch` scans of up to `capacity` points (no sync, no host-side counts)."""
-        ev, s, ns, cap_ = self.events, self.stream, self._ns, self._capturing
+    def enqueue(self, batch: int, capacity: int, source: str = "host", slot: int = 0) -> None:
+        """Enqueue every stage for `batch` scans of up to `capacity` points, staged in host slot `slot`
+        (no sync, no host-side counts)."""
+        hs = self.slots[slot]
+        ev, s, cap_ = hs.events, self.stream, self._capturing
         items = self.items[:batch]
         cap_p = items[0].vox.pillar_capacity(capacity)
         ev["start"].record_timing(s, cap_)
-        s.h2d(self.counts, self.counts_host.array, 4 * batch)
+        s.h2d(self.counts, hs.counts.array, 4 * batch)
         if source == "host":
             for b, it in enumerate(items):
-                s.h2d(it.points, self.points_host.array[b], 16 * capacity)
+                s.h2d(it.points, hs.points.array[b], 16 * capacity)
         ev["h2d"].record_timing(s, cap_)
-        for it in items:  # zero the canvas cells the slot's last scan wrote (its coords/count, before voxelize)
-            clear_pillars(it.vox.buf.coords, it.vox.buf.num_pillars, self._canvas_nb, cap_p, ns)
-            it.vox.enqueue(capacity, ns)
+
+        def voxelize(it: _Item, st: Stream, nst: Any) -> None:
+            # zero the canvas cells the slot's last scan wrote (its coords/count, before voxelize overwrites them)
+            clear_pillars(it.vox.buf.coords, it.vox.buf.num_pillars, self._canvas_nb, cap_p, nst)
+            it.vox.enqueue(capacity, nst)
+
+        self._each(items, voxelize)
         ev["voxelize"].record_timing(s, cap_)
         counts = getattr(self.pfn, "accepts_counts", False)  # a runner that can skip rows >= P gets P's address
-        for it in items:
+
+        def pfn(it: _Item, st: Stream, nst: Any) -> None:
             feed = {tn.PFN_INPUT: it.features[:cap_p]}
             if counts:
                 feed["num_pillars"] = it.vox.buf.num_pillars
-            self.pfn.infer(feed, {tn.PFN_OUTPUT: it.pf[:cap_p]}, s.handle)
+            self.pfn.infer(feed, {tn.PFN_OUTPUT: it.pf[:cap_p]}, st.handle)
+
+        # the PFN stays on the main stream: torch's allocates during capture, and the PFN kernel forked onto the lanes
+        # broke the next capture (cuDNN internal error in the RPN, H200) while gaining little: it is work-bound
+        # (1.21 ms for 32 scans one after another, 1.48 ms of kernel time forked, bench/results/)
+        self._each(items, pfn, fork=False)
         ev["pfn"].record_timing(s, cap_)
-        for it in items:
-            scatter_pillars(it.pf_nb, it.vox.buf.coords, it.vox.buf.num_pillars, self._canvas_nb, cap_p, ns)
+        self._each(items, lambda it, st, nst: scatter_pillars(it.pf_nb, it.vox.buf.coords, it.vox.buf.num_pillars,
+                                                              self._canvas_nb, cap_p, nst))
         ev["scatter"].record_timing(s, cap_)
         self.rpn.infer({tn.RPN_INPUT: self.canvas[:batch]}, {k: v[:batch] for k, v in self.heads.items()}, s.handle)
         ev["rpn"].record_timing(s, cap_)
-        for it in items:
-            it.post.enqueue(it.heads, it.vox.buf.num_pillars, it.vox.buf.stats, it.header, it.dets, ns)
+        self._each(items, lambda it, st, nst: it.post.enqueue(it.heads, it.vox.buf.num_pillars, it.vox.buf.stats,
+                                                              it.header, it.dets, nst))
         ev["postprocess"].record_timing(s, cap_)
-        s.d2h(self.out_host.array, self.out, self.out.nbytes // self.max_batch * batch)
+        s.d2h(hs.out.array, self.out, self.out.nbytes // self.max_batch * batch)
         ev["d2h"].record_timing(s, cap_)
+
+    def _each(self, items: Sequence[_Item], work: Any, fork: bool = True) -> None:
+        """work(item, stream, numba_stream) for every slot: one after another on the main stream, or (lanes, more
+        than one slot) each slot on its own lane, forked from the main stream and joined back into it."""
+        if not (fork and self.lanes and len(items) > 1):
+            for it in items:
+                work(it, self.stream, self._ns)
+            return
+        for b, it in enumerate(items):
+            self.lanes[b].wait_for(self.stream.handle, self._fork[b])
+            work(it, self.lanes[b], self._lane_ns[b])
+        for b in range(len(items)):
+            self.stream.wait_for(self.lanes[b].handle, self._join[b])
 
     def _count(self, batch: int, capacity: int, source: str) -> None:
         self.transfers["h2d_meta"] += 4 * batch
@@ -238,30 +284,65 @@ class GpuPipeline:
 
     def run_batch(self, scans: Sequence[Any], keep_on_device: bool = False) -> list[ScanResult]:
         """Detect objects in up to max_batch scans (NumPy [N, >=4] float32 or DevicePoints): one sync."""
+        return self._collect(self._launch(scans, 0), keep_on_device)
+
+    def run(self, scan: Any, keep_on_device: bool = False) -> ScanResult:
+        """Detect objects in one scan: one upload (none for device input), one download, one synchronise."""
+        return self.run_batch([scan], keep_on_device)[0]
+
+    def run_batches(self, batches: Iterable[Sequence[Any]], keep_on_device: bool = False) -> Iterator[list[ScanResult]]:
+        """Results of each batch, in order, with the host and the GPU overlapped: batch i+1 is staged into the
+        other pinned slot and queued while batch i runs, and batch i's results are read while i+1 runs. Each
+        batch's results are yielded before the slot they came from is reused (the next-but-one batch)."""
+        if len(self.slots) == 1:
+            self.slots.append(_HostSlot(self.max_batch, self.max_points, self._nout))
+        pending, k = None, 0
+        for scans in batches:
+            launched = self._launch(scans, k)
+            if pending is not None:
+                yield self._collect(pending, keep_on_device)
+            pending, k = launched, 1 - k
+        if pending is not None:
+            yield self._collect(pending, keep_on_device)
+
+    def _launch(self, scans: Sequence[Any], slot: int) -> tuple[int, int]:
+        """Stage a batch in host slot `slot` and queue its work (a graph replay; the first batch of a shape runs
+        eagerly, synchronises and is captured). Returns (slot, batch size); batch 0 = an empty single scan."""
         if not 1 <= len(scans) <= self.max_batch:
             raise UserError(f"a batch holds 1 to {self.max_batch} scans (max_batch), got {len(scans)}")
-        counts = [self._check(x) for x in scans]
+        counts = [self.check(x) for x in scans]
         if len(scans) == 1 and counts[0] == 0:  # nothing to detect: no GPU work (as the CPU pipeline)
-            return [ScanResult(Detections.empty(), VoxelStats(0, 0, 0, 0, 0), {k: 0.0 for k in (*STAGES, "total")})]
+            return slot, 0
+        hs = self.slots[slot]
         batch, cap = len(scans), self.bucket(max(counts))
-        source = self._stage_inputs(scans, counts)
-        key = (batch, cap, source)
+        source = self._stage_inputs(scans, counts, hs)
+        key = (batch, cap, source, slot)
         g = self._graphs.get(key) if self.use_graph else None
         if g is not None:
             self._graphs.move_to_end(key)
             g.replay(self.stream.handle)
             self.replays += 1
         else:
-            self.enqueue(batch, cap, source)  # the first scan of a shape runs eagerly: it also warms everything up
+            self.enqueue(*key)  # the first batch of a shape runs eagerly: it also warms everything up
         self._count(batch, cap, source)
-        self.stream.synchronize()
+        hs.done.record(self.stream)
         if self.use_graph and g is None:
+            self.stream.synchronize()
             self._capture(key)
-        return [self._result(b, keep_on_device) for b in range(batch)]
+        return slot, batch
 
-    def run(self, scan: Any, keep_on_device: bool = False) -> ScanResult:
-        """Detect objects in one scan: one upload (none for device input), one download, one synchronise."""
-        return self.run_batch([scan], keep_on_device)[0]
+    def _collect(self, launched: tuple[int, int], keep_on_device: bool) -> list[ScanResult]:
+        """Wait for a launched batch (one synchronise) and read its results from its host slot."""
+        slot, batch = launched
+        if batch == 0:
+            return [ScanResult(Detections.empty(), VoxelStats(0, 0, 0, 0, 0), {k: 0.0 for k in (*STAGES, "total")})]
+        hs = self.slots[slot]
+        if slot == 0 and len(self.slots) == 1:
+            self.stream.synchronize()  # run_batch: the stream's one synchronise (tests count them)
+        else:
+            hs.done.synchronize()
+        self._last = hs
+        return [self._result(hs, b, keep_on_device) for b in range(batch)]
 
     def _capture(self, key: tuple) -> None:
         """Capture the work of `key` into a graph (nothing runs), evicting the least recently used beyond max_graphs."""
@@ -276,8 +357,8 @@ class GpuPipeline:
         self._graphs[key] = g
         self.captures += 1
 
-    def _result(self, b: int, keep_on_device: bool) -> ScanResult:
-        row = self.out_host.array[b]
+    def _result(self, hs: _HostSlot, b: int, keep_on_device: bool) -> ScanResult:
+        row = hs.out.array[b]
         h = row[:HEADER].view(np.int32)
         ndet = int(h[0])
         stats = VoxelStats(int(h[1]), int(h[2]), int(h[3]), int(h[4]), int(h[5]))
@@ -286,8 +367,8 @@ class GpuPipeline:
         return ScanResult(dets, stats, self.times(), device_rows=dev)
 
     def times(self) -> dict[str, float]:
-        """Seconds per stage of the last call (CUDA events, inside the graph when replayed), plus total."""
-        ev = self.events
+        """Seconds per stage of the last batch read (CUDA events, inside the graph when replayed), plus total."""
+        ev = self._last.events
         t = {name: ev[EVENTS[i - 1]].elapsed_ms(ev[name]) / 1e3 for i, name in enumerate(EVENTS) if i > 0}
         t["total"] = ev["start"].elapsed_ms(ev["d2h"]) / 1e3
         return t
