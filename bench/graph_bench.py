@@ -1,7 +1,7 @@
 """Device benchmark of the GPU pipeline's variants, side by side in one process (the numbers of issue 11).
 
-For each precision: captured graph + compiled RPN, graph without compile, launch by launch (compiled), and
-OpenPCDet-style eager execution (BatchNorm unfused, no graph, no compile); per-stage CUDA-event medians, wall time
+For each precision: captured graph + compiled RPN (+ the PFN kernel, the default), the same with torch's PFN, graph
+without compile, launch by launch (compiled), and OpenPCDet-style eager execution (BatchNorm unfused, no graph, no compile); per-stage CUDA-event medians, wall time
 host to host (p50/p99); batched throughput; NumPy vs torch-CUDA input; an optional memory soak over mixed sizes.
 Run: python bench/graph_bench.py SCANS_DIR CKPT --out bench/results/graph_h200 [--soak 10000]
 """
@@ -26,6 +26,15 @@ VARIANTS = {  # name: make_gpu_pipeline options
     "graph": dict(graph=True, compile=False),
     "launches+compile": dict(graph=False, compile=True),
     "eager-openpcdet": dict(graph=False, compile=False, fold=False),
+    "graph+compile+torch-pfn": dict(graph=True, compile=True, pfn_kernel=False),
+}
+
+
+BATCH_VARIANTS = {  # batched throughput: the pipeline's defaults, and each batching choice turned off
+    "default": dict(),
+    "serial": dict(concurrent=False),
+    "no-overlap": dict(overlap=False),
+    "torch-pfn": dict(pfn_kernel=False),
 }
 
 
@@ -40,9 +49,10 @@ def main() -> int:
     ap.add_argument("--out", type=Path)
     ap.add_argument("--iters", type=int, default=300)
     ap.add_argument("--precisions", nargs="+", default=["fp16", "fp32", "fp32-strict"])
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
     ap.add_argument("--batches", nargs="*", type=int, default=[1, 4, 8, 16])
     ap.add_argument("--soak", type=int, default=0)
+    ap.add_argument("--batch-variants", nargs="+", default=list(BATCH_VARIANTS))
     ap.add_argument("--fp32-variants", nargs="+", default=["graph+compile", "eager-openpcdet"])
     a = ap.parse_args()
     cfg = PointPillarsConfig()
@@ -68,13 +78,23 @@ def main() -> int:
             save()
     for prec in ("fp16",) if a.batches else ():
         for b in a.batches:
-            pipe = make_gpu_pipeline(cfg, "torch", prec, checkpoint=a.checkpoint, graph=True, compile=True,
-                                     max_batch=b, log=log)
-            with pipe:
-                tp = timing.throughput(pipe, scans, b, max(20, a.iters // b))
-            res["throughput"][f"{prec} B={b}"] = tp
-            log(f"{prec} batch {b}: {tp['scans_per_s']:.0f} scans/s (batch p50 {tp['batch_p50_ms']:.3f} ms)")
-            save()
+            for tag, opts in BATCH_VARIANTS.items():
+                if tag not in a.batch_variants:
+                    continue
+                name = f"{prec} B={b}" + (f" {tag}" if tag != "default" else "")
+                try:
+                    popts = {k: v for k, v in opts.items() if k != "overlap"}
+                    pipe = make_gpu_pipeline(cfg, "torch", prec, checkpoint=a.checkpoint, graph=True, compile=True,
+                                             max_batch=b, log=log, **popts)
+                    with pipe:
+                        tp = timing.throughput(pipe, scans, b, max(20, a.iters // b), overlap=opts.get("overlap", True))
+                except Exception as e:  # one broken variant must not lose the others' numbers
+                    log(f"{name}: FAILED {type(e).__name__}: {str(e)[:300]}")
+                    continue
+                res["throughput"][name] = tp
+                log(f"{name}: {tp['scans_per_s']:.0f} scans/s ({tp['batch_ms']:.3f} ms per batch; stages "
+                    f"{tp['stage_median_ms']})")
+                save()
     if a.soak:
         from pointpillars_trt.pipelines.cuda_runtime import mem_get_info
 

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Device calls for issues 11 and 12 (H200), by part:
+#   PART=api    the public API's GPU tests (issue 12), then where a scan's host time goes (bench/host_phases.py)
+#   PART=bench  FP16 variants (torch PFN vs the PFN kernel), batched throughput at B=8 and 32 with each batching
+#               choice turned off in turn, a 10,000-scan mixed-size soak, then first detection of a fresh process
+#               with cold and with warm caches
+#   PART=tests  the GPU pipeline tests, then the API tests, then first detection of a fresh process phase by phase
+#   PART=final  the tests changed last, single-scan variants (FP16 / strict FP32, against OpenPCDet-style eager),
+#               throughput at B=8 (each batching choice off in turn) and B=32, then the warm start with bytecode
+#               caches allowed (the device image sets none; a normal install has them)
+# Carry: .whlt and .devshared (see device_final.sh).
+set -o pipefail
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whlt/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 TORCHINDUCTOR_CACHE_DIR=/tmp/ppcache/inductor POINTPILLARS_TRT_CACHE=/tmp/ppcache
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT" ../shared && cp -r .devshared/* ../shared/
+F='triton_\|AUTOTUNE\|strides:\|dtypes:\|SingleProcess\|Autotune Choices\|num_choices\|TypedStorage\|storage()'
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+M=data/models/pointpillars_synthetic.pth
+S=../shared/kitti/scans
+case "${PART:-api}" in
+api)
+  timeout 280 python3 -m pytest -v -rs -s -p no:cacheprovider tests/test_api_gpu.py 2>&1 | grep -v "$F" | tee "$OUT/api_tests.log"
+  timeout 60 python3 bench/host_phases.py $S $M --iters 300 2>&1 | grep -v "$F" | tee -a "$OUT/probe.log" ;;
+bench)
+  timeout 420 python3 bench/graph_bench.py $S $M --iters 300 --precisions fp16 --variants graph+compile graph+compile+pfnk \
+    --batches 8 32 --batch-variants default serial pfn-kernel --soak 10000 --out "$OUT/graph_bench_h200" 2>&1 | grep -v "$F" | tee "$OUT/bench.log"
+  du -sh /tmp/ppcache/inductor 2>&1 | tee -a "$OUT/bench.log"
+  echo "== first detection of a fresh process: cold caches, then warm" | tee "$OUT/startup.log"
+  ( export TORCHINDUCTOR_CACHE_DIR=/tmp/cold/inductor POINTPILLARS_TRT_CACHE=/tmp/cold NUMBA_CACHE_DIR=/tmp/cold/numba
+    for run in cold warm; do s=$(date +%s%N)
+      timeout 150 python3 -m pointpillars_trt infer $S/000000.bin --device cuda --precision fp16 --show 0 2>&1 | grep -v "$F" | tail -2
+      echo "$run process: $(( ($(date +%s%N) - s) / 1000000 )) ms to the first detection, whole process"; done ) 2>&1 | tee -a "$OUT/startup.log" ;;
+tests)
+  timeout 240 python3 -m pytest -v -rs -s -p no:cacheprovider tests/test_gpu_device.py 2>&1 | grep -v "$F" | tee "$OUT/gpu_tests.log"
+  timeout 200 python3 -m pytest -v -rs -s -p no:cacheprovider tests/test_api_gpu.py 2>&1 | grep -v "$F" | tee "$OUT/api_tests.log"
+  echo "== first detection of a fresh process, phase by phase: cold caches, then warm (profiled)" | tee "$OUT/startup.log"
+  ( export TORCHINDUCTOR_CACHE_DIR=/tmp/cold/inductor POINTPILLARS_TRT_CACHE=/tmp/cold NUMBA_CACHE_DIR=/tmp/cold/numba
+    s=$(date +%s%N); timeout 100 python3 bench/startup.py $S/000000.bin 2>&1 | grep -v "$F" | tail -9
+    echo "cold process: $(( ($(date +%s%N) - s) / 1000000 )) ms whole process"
+    s=$(date +%s%N); timeout 100 python3 bench/startup.py $S/000000.bin 2>&1 | grep -v "$F" | tail -9
+    echo "warm process: $(( ($(date +%s%N) - s) / 1000000 )) ms whole process"
+    timeout 100 python3 -m cProfile -s cumtime bench/startup.py $S/000000.bin 2>&1 | grep -v "$F" | head -75
+    du -sh /tmp/cold/*; ls ~/.nv 2>&1 ) 2>&1 | tee -a "$OUT/startup.log" ;;
+final)
+  timeout 150 python3 -m pytest -v -rs -s -p no:cacheprovider tests/test_gpu_device.py -k "batch_equals or fp16_compiled or dlpack" 2>&1 | grep -v "$F" | tee "$OUT/gpu_tests.log"
+  timeout 70 python3 -m pytest -v -rs -s -p no:cacheprovider tests/test_api_gpu.py -k "wrong_device or another_gpu or batch_equals" 2>&1 | grep -v "$F" | tee "$OUT/api_tests.log"
+  timeout 120 python3 bench/graph_bench.py $S $M --iters 300 --precisions fp16 fp32-strict --variants graph+compile graph+compile+torch-pfn \
+    graph eager-openpcdet --batches --out "$OUT/single_h200" 2>&1 | grep -v "$F" | tail -16 | tee "$OUT/bench.log"
+  timeout 110 python3 bench/graph_bench.py $S $M --iters 400 --precisions fp16 --variants --batches 8 \
+    --batch-variants default no-overlap serial torch-pfn --out "$OUT/batch8_h200" 2>&1 | grep -v "$F" | grep "B=" | tee -a "$OUT/bench.log"
+  echo "== warm start with bytecode caches (PYTHONDONTWRITEBYTECODE='$PYTHONDONTWRITEBYTECODE' in the image)" | tee "$OUT/startup.log"
+  for run in fill warm; do s=$(date +%s%N)
+    env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=/tmp/pyc timeout 60 python3 bench/startup.py $S/000000.bin 2>&1 | grep -v "$F" | tail -8
+    echo "$run: $(( ($(date +%s%N) - s) / 1000000 )) ms whole process"; done 2>&1 | tee -a "$OUT/startup.log"
+  timeout 110 python3 bench/graph_bench.py $S $M --iters 640 --precisions fp16 --variants --batches 32 \
+    --batch-variants default --out "$OUT/batch32_h200" 2>&1 | grep -v "$F" | grep "B=" | tee -a "$OUT/bench.log" ;;
+esac
+exit 0
