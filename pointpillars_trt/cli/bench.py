@@ -122,7 +122,6 @@ def configurations(args: argparse.Namespace) -> list[tuple[argparse.Namespace, s
 
 def _timed(pipe, scans: list, iters: int, warmup: int, name: str) -> dict[str, list[float]]:
     """bench.time_pipeline one scan at a time (cycling through the scans) behind a progress bar."""
-
     bench.time_pipeline(pipe, scans, 0, warmup)
     samples: dict[str, list[float]] = {}
     for i in log.progress(range(iters), desc=name, unit="scan", disable=iters == 0):

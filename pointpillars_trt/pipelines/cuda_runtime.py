@@ -181,6 +181,12 @@ class Stream:
         check(self._cudart.cudaEventRecord(event._event, handle), "cudaEventRecord (producer stream)")
         check(self._cudart.cudaStreamWaitEvent(self._stream, event._event, 0), "cudaStreamWaitEvent")
 
+    def synchronize_to(self, event: "Event") -> None:
+        """Block the host until ``event``, recorded on this stream, has completed: a synchronise of this stream up
+        to that point (work queued after it may still run)."""
+        self.syncs += 1
+        event.synchronize()
+
     def memset(self, dst: _CaiView, value: int = 0) -> None:
         check(self._cudart.cudaMemsetAsync(dst.ptr, value, dst.nbytes, self._stream), "cudaMemsetAsync")
 

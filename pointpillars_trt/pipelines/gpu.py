@@ -337,10 +337,7 @@ class GpuPipeline:
         if batch == 0:
             return [ScanResult(Detections.empty(), VoxelStats(0, 0, 0, 0, 0), {k: 0.0 for k in (*STAGES, "total")})]
         hs = self.slots[slot]
-        if slot == 0 and len(self.slots) == 1:
-            self.stream.synchronize()  # run_batch: the stream's one synchronise (tests count them)
-        else:
-            hs.done.synchronize()
+        self.stream.synchronize_to(hs.done)
         self._last = hs
         return [self._result(hs, b, keep_on_device) for b in range(batch)]
 
