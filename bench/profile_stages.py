@@ -73,8 +73,8 @@ def main() -> None:
 
         def k5():
             k4()
-            nw = (post.K + pc.NTILE - 1) // pc.NTILE
-            pc._nms_mask[(nw, nw), pc.NTILE, ns](post.nsel, post.boxes, post._nms_thresh, post.mask)
+            pc._nms_mask[pc.mask_blocks(post.K), pc.MASK_THREADS, ns](post.nsel, post.boxes, post._nms_thresh,
+                                                                      post.mask)
 
         def k6():
             post.enqueue(it.heads, it.vox.buf.num_pillars, it.vox.buf.stats, it.header, it.dets, ns)

@@ -5,6 +5,8 @@ scatter: canvas[b, c, y, x] = pillar_features[p, c] for p < num_pillars[0]
 next scan (as scatter.py's clear_pillars on the CPU), so a canvas is cleared in
 O(P) instead of O(B*64*ny*nx). The pillar count is read from device memory, so
 launches need only an upper bound (no host sync); one thread per (pillar, channel).
+The canvas is whatever the RPN runner takes: FP32 NCHW, or FP16 NHWC passed as a strided [B, C, ny, nx] view (the
+store rounds to nearest, as torch's cast); consecutive threads write consecutive channels, contiguous in NHWC.
 """
 from __future__ import annotations
 

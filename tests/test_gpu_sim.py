@@ -1,7 +1,7 @@
 """GPU kernels vs the CPU functions in Numba's CUDA simulator (CI, no GPU), on small real inputs.
 
 Numba picks the simulator when it is first imported, and other test modules
-import it normally, so the checks run in ONE child process started with
+import it normally, so the checks run in child processes (three, side by side) started with
 NUMBA_ENABLE_CUDASIM=1 (``python tests/test_gpu_sim.py`` runs them directly);
 each test below asserts one check's result. A small config (32x32 grid,
 nms_pre 64) keeps the simulated thread count, and so the runtime, small.
@@ -54,11 +54,12 @@ def check_voxelize() -> None:
 
     cfg = _small_cfg()
     a = _crop(SCAN, cfg)
-    # a crowded pillar: 40 copies of one in-range point spread through the scan (tests the 32 cap and slot order)
+    # a crowded pillar: 70 copies of one in-range point spread through the scan (tests the 32 cap, slot order and
+    # the selection over three 32-entry chunks of the pillar's bucket)
     rng = np.random.default_rng(0)
     base = a[np.flatnonzero((a[:, 0] > 11) & (a[:, 0] < 14) & (np.abs(a[:, 1]) < 2))[0]]
-    extra = np.repeat(base[None], 40, 0) + np.float32(1e-3) * rng.random((40, 4), dtype=np.float32)
-    a = np.insert(a, np.sort(rng.integers(0, len(a), 40)), extra, axis=0).astype(np.float32)
+    extra = np.repeat(base[None], 70, 0) + np.float32(1e-3) * rng.random((70, 4), dtype=np.float32)
+    a = np.insert(a, np.sort(rng.integers(0, len(a), 70)), extra, axis=0).astype(np.float32)
     b = _crop(SCAN2, cfg)[:150]
     gv = GpuVoxelizer(cfg, SimAllocator(), max_input_points=max(len(a), len(b)))
     cv = Voxelizer(cfg)
@@ -82,12 +83,26 @@ def check_voxelize() -> None:
         assert np.array_equal(gv.buf.npoints.copy_to_host()[:p], cv.npoints[:p])
         assert not f[p:].any(), "rows past P must be zero"
         assert bound == max(1, min(cfg.max_pillars, capacity))
+        if pts is not a:
+            continue
+        # the simulator fills each pillar's bucket in point order; on a GPU the order is arbitrary: reverse every
+        # bucket (the worst order for picking the first 32 points by index) and run the decoration again
+        cnt, off = gv.pillar_cnt.copy_to_host()[:p], gv.pillar_off.copy_to_host()[:p]
+        bucket = gv.bucket.copy_to_host()
+        for n, o in zip(cnt, off):
+            bucket[o: o + n] = bucket[o: o + n][::-1].copy()
+        gv.bucket.copy_to_device(bucket)
+        gv.enqueue_decorate(capacity)
+        cuda.synchronize()
+        f = gv.buf.features.copy_to_host()
+        assert np.array_equal(f[:p].view(np.int32), cv.features[:p].view(np.int32)), "features differ (reordered)"
 
 
 def check_scatter() -> None:
     import numpy as np
     from numba import cuda
 
+    from pointpillars_trt.pipelines.seam import numba_view
     from pointpillars_trt.plugins.pillar_scatter import clear_pillars, scatter_pillars
     from pointpillars_trt.stages.scatter import scatter_pillars as cpu_scatter
     from pointpillars_trt.stages.voxelize import Voxelizer
@@ -109,6 +124,13 @@ def check_scatter() -> None:
     assert np.array_equal(d_canvas.copy_to_host(), ref)
     clear_pillars(d_coords, d_num, d_canvas, bound=8)  # fewer threads than pillars: the clear strides over all
     assert not d_canvas.copy_to_host().any()
+    # the FP16 torch RPN's input: an FP16 channels-last canvas, written through the pipeline's strided view of it
+    d_nhwc = cuda.to_device(np.zeros((2, ny, nx, 8), np.float16))
+    view = numba_view(d_nhwc, (0, 3, 1, 2))
+    scatter_pillars(d_pf, d_coords, d_num, view, bound=cfg.max_pillars)
+    assert np.array_equal(d_nhwc.copy_to_host().transpose(0, 3, 1, 2), ref.astype(np.float16))
+    clear_pillars(d_coords, d_num, view, bound=8)
+    assert not d_nhwc.copy_to_host().any()
 
 
 def _heads(cfg, seed: int, quantize: bool):
@@ -166,6 +188,71 @@ def check_postprocess() -> None:
     # nothing in range -> no detections
     gp.enqueue(heads, cuda.to_device(np.array([0, 0], np.int32)), vstats, out_h, out_d)
     assert out_h.copy_to_host()[0] == 0
+    # 200 candidates: several rank blocks, 10 upper-triangle mask tiles (80 row-slab items) and a walk over 4 mask
+    # words (2 chunks) with about 40 to 130 keepers; max_det 100 stops it inside the third word. The kept rows must
+    # be exactly the CPU NMS's choice among the GPU's own decoded boxes (so decode rounding cannot hide a wrong pick).
+    from pointpillars_trt.stages.nms_cuda import _nms_greedy, _nms_mask
+    from pointpillars_trt.stages.postprocess import nms_rotated
+
+    cases = ((0.3, 100, 0, False, 2), (0.3, 500, 1, True, 1), (0.1, 500, 2, False, 1))
+    for thresh, max_det, seed, quantize, scans in cases:
+        cfg = _small_cfg(nms_pre=200, max_det=max_det, nms_thresh=thresh)
+        gp = GpuPostprocess(cfg, SimAllocator(), anchors)
+        out_d = cuda.to_device(np.zeros((cfg.max_det, 9), np.float32))
+        cls, box, dirc = _heads(cfg, seed, quantize)
+        heads = HeadViews(cuda.to_device(cls.reshape(-1)), cuda.to_device(box.reshape(-1)), cuda.to_device(dirc.reshape(-1)))
+        for _ in range(scans):  # a second scan reuses the scratch the first left behind
+            gp.enqueue(heads, num, vstats, out_h, out_d)
+            cuda.synchronize()
+            n = int(gp.nsel.copy_to_host()[0])
+            ref_idx = top_candidates(gp.scores.copy_to_host(), cfg.score_thresh, cfg.nms_pre)
+            assert n == len(ref_idx) == 200 and np.array_equal(gp.sorted_idx.copy_to_host()[:n], ref_idx)
+            boxes = gp.boxes.copy_to_host()[:n]
+            keep = nms_rotated(boxes, cfg.nms_thresh, cfg.max_det)
+            assert len(keep) > 64 or thresh < 0.3, len(keep)  # keepers in more than one chunk
+            h = out_h.copy_to_host()
+            assert h[0] == len(keep), (h[0], len(keep))
+            got = out_d.copy_to_host()[: h[0]]
+            assert np.array_equal(got[:, :7], boxes[keep]), "NMS kept different boxes"
+            assert np.array_equal(got[:, 7], gp.sorted_scores.copy_to_host()[keep])
+            assert np.array_equal(got[:, 8], gp.sorted_labels.copy_to_host()[keep].astype(np.float32))
+        if max_det == 100:  # fewer blocks than work items (the grid-stride loop) and 64 threads: the same bits
+            ref_mask = gp.mask.copy_to_host()
+            mask2 = cuda.to_device(np.full(ref_mask.shape, 0x5A5A5A5A5A5A5A5A, np.uint64))
+            _nms_mask[7, 64](gp.nsel, gp.boxes, gp._nms_thresh, mask2)
+            got_mask = mask2.copy_to_host()
+            for i in range(n):
+                assert np.array_equal(got_mask[i, i // 64:], ref_mask[i, i // 64:]), i
+    # the greedy walk alone on a random upper-triangle mask of 600 candidates (5 chunks of 2 words: the staged
+    # next-chunk words and the cross-chunk ORs run), garbage in every word it must not read, against a plain walk;
+    # blocks of 256, 64 and 32 threads (one warp: the walker also does the loads)
+    rng = np.random.default_rng(3)
+    n, nw = 600, 10
+    dets_boxes = cuda.to_device(rng.random((nw * 64, 7), dtype=np.float32))
+    scores_s = cuda.to_device(rng.random(nw * 64, dtype=np.float32))
+    labels_s = cuda.to_device(rng.integers(1, 4, nw * 64).astype(np.int32))
+    for density, max_det, threads in ((0.004, 1000, 256), (0.004, 150, 256), (0.03, 1000, 64), (0.01, 1000, 32)):
+        bits = rng.random((nw * 64, nw * 64)) < density
+        i, j = np.indices(bits.shape)
+        valid = (j > i) & (j < n) & (i < n)
+        garbage = (j < (i // 64) * 64) | (j >= nw * 64) | (i >= n)
+        bits = (bits & valid) | (garbage & (rng.random(bits.shape) < 0.5))
+        words = np.packbits(bits.reshape(nw * 64, nw, 64)[:, :, ::-1], axis=2).reshape(nw * 64, nw, 8)
+        mask = words.view(">u8")[:, :, 0].astype(np.uint64)
+        keep, removed = [], np.zeros(nw * 64, bool)
+        for c in range(n):
+            if len(keep) >= max_det:
+                break
+            if not removed[c]:
+                keep.append(c)
+                removed |= bits[c] & valid[c]
+        h_d = cuda.to_device(np.zeros(HEADER, np.int32))
+        d_d = cuda.to_device(np.zeros((max_det, 9), np.float32))
+        _nms_greedy[1, threads](cuda.to_device(np.array([n], np.int32)), cuda.to_device(mask), dets_boxes, scores_s,
+                                labels_s, num, vstats, max_det, h_d, d_d)
+        h = h_d.copy_to_host()
+        assert h[0] == len(keep), (density, max_det, threads, h[0], len(keep))
+        assert np.array_equal(d_d.copy_to_host()[: h[0], :7], dets_boxes.copy_to_host()[keep]), (density, max_det)
 
 
 def check_pfn() -> None:
@@ -199,7 +286,27 @@ def check_pfn() -> None:
     assert (got[p:] == 7.0).all(), "rows >= P must not be written"
 
 
-CHECKS = {"voxelize": check_voxelize, "scatter": check_scatter, "postprocess": check_postprocess, "pfn": check_pfn}
+def check_upload() -> None:
+    """The upload kernel copies slot b's count and exactly its n rows (nothing past them), or the count alone."""
+    import numpy as np
+    from numba import cuda
+
+    from pointpillars_trt.stages.upload_cuda import upload_points
+
+    pts = np.fromfile(SCAN, np.float32).reshape(-1, 4)[:300]
+    src_counts = cuda.to_device(np.array([7, 300], np.int32))
+    counts = cuda.to_device(np.zeros(2, np.int32))
+    points = cuda.to_device(np.full(4 * 512, -1.0, np.float32))
+    upload_points(src_counts, cuda.to_device(pts.reshape(-1)), 1, True, counts, points, capacity=512)
+    got = points.copy_to_host()
+    assert list(counts.copy_to_host()) == [0, 300]
+    assert np.array_equal(got[:1200], pts.reshape(-1)) and (got[1200:] == -1.0).all()
+    upload_points(src_counts, cuda.to_device(np.zeros(4 * 512, np.float32)), 0, False, counts, points, capacity=512)
+    assert list(counts.copy_to_host()) == [7, 300] and np.array_equal(points.copy_to_host(), got)
+
+
+CHECKS = {"voxelize": check_voxelize, "scatter": check_scatter, "postprocess": check_postprocess, "pfn": check_pfn,
+          "upload": check_upload}
 
 
 def _run_all() -> dict[str, str]:
@@ -218,11 +325,18 @@ def sim_results() -> dict[str, str]:
     if not SCAN.is_file():
         pytest.skip(f"shared KITTI scans not found at {SCAN}")
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve())], env=env, capture_output=True, text=True,
-                          timeout=600, cwd=ROOT)
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
-    assert proc.returncode == 0 and lines, f"simulator child failed:\n{proc.stdout}\n{proc.stderr}"
-    return json.loads(lines[-1])
+    # the two slow checks (thousands of simulated threads meeting at barriers) each in a child of its own, the
+    # rest in a third: they run side by side
+    groups = [["voxelize"], ["postprocess"], [n for n in CHECKS if n not in ("voxelize", "postprocess")]]
+    procs = [subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *g], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=ROOT) for g in groups]
+    out: dict[str, str] = {}
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=900)
+        lines = [l for l in stdout.splitlines() if l.startswith("{")]
+        assert proc.returncode == 0 and lines, f"simulator child failed:\n{stdout}\n{stderr}"
+        out.update(json.loads(lines[-1]))
+    return out
 
 
 @pytest.mark.parametrize("name", list(CHECKS))

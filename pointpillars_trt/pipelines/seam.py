@@ -45,11 +45,18 @@ class BufferAllocator:
         arr.copy_to_device(np.full(arr.shape, value, arr.dtype))
 
 
-def numba_view(obj: Any) -> Any:
-    """A Numba device array over anything with __cuda_array_interface__ (no copy, no sync)."""
+def numba_view(obj: Any, axes: tuple[int, ...] | None = None) -> Any:
+    """A Numba device array over anything with __cuda_array_interface__ (no copy, no sync); with axes, the
+    C-contiguous array seen with its dimensions permuted (numpy's transpose(axes), a strided view)."""
     if simulator():
-        return obj
-    return cuda.from_cuda_array_interface(obj.__cuda_array_interface__, owner=obj, sync=False)
+        return obj if axes is None else obj[...].transpose(axes)
+    cai = dict(obj.__cuda_array_interface__)
+    if axes is not None:
+        shape = tuple(cai["shape"])
+        item = np.dtype(cai["typestr"]).itemsize
+        strides = [item * int(np.prod(shape[k + 1:], dtype=np.int64)) for k in range(len(shape))]
+        cai.update(shape=tuple(shape[a] for a in axes), strides=tuple(strides[a] for a in axes))
+    return cuda.from_cuda_array_interface(cai, owner=obj, sync=False)
 
 
 def numba_stream(handle: int) -> Any:

@@ -7,14 +7,19 @@
    the exact K-th score and how many ties at it are to be kept (m).
 3. compact: candidates above the K-th score go to a list (any order); ties go
    to a bitmap by anchor index.
-4. ties (one block): the first m ties in index order join the list; then
-   rank + decode (all candidates in parallel): rank = number of larger keys
-   (score bits << 32 | ~index) gives exactly the CPU order (score descending,
-   ties by ascending anchor index); float32 ResidualCoder decode + direction
-   bins (unfused float32 as NumPy) into row `rank`.
-5. NMS mask: pairwise rotated BEV IoU > thresh bits, 64x64 tiles.
-6. greedy (one block): walk the mask in score order, keep <= max_det, write
-   rows (x, y, z, dx, dy, dz, yaw, score, label) + counts into the output buffer.
+4. ties (one block): the first m ties in index order join the list.
+5. rank + decode (K/32 blocks of 256 threads; blocks past n return at once):
+   rank = number of larger keys (score bits << 32 | ~index) gives exactly the
+   CPU order (score descending, ties by ascending anchor index); a block ranks
+   32 candidates, its 8 warps each comparing them with every 8th key; float32
+   ResidualCoder decode + direction bins (unfused float32 as NumPy) into row
+   `rank`.
+6. NMS mask: pairwise rotated BEV IoU > thresh bits on the upper triangle of
+   64x64 tiles below n, cut into row slabs when there are few tiles (a grid
+   of up to 640 blocks of 128 threads in a grid-stride loop).
+7. greedy (one block of 512 threads): walk the mask in score order, 128
+   candidates per block barrier, keep <= max_det, write rows (x, y, z, dx,
+   dy, dz, yaw, score, label) + counts into the output buffer.
 Scores >= 2**-8 only (the histogram covers float bits from 0x3B800000 up).
 """
 from __future__ import annotations
@@ -29,7 +34,8 @@ from numba import cuda, float32, int32, int64, uint32
 from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.stages.cuda_fp import f32_bits, fadd, fexp, fmul, fsub
-from pointpillars_trt.stages.nms_cuda import K_MAX, MAX_DET_GPU, NTILE, _nms_greedy, _nms_mask
+from pointpillars_trt.stages.nms_cuda import (GREEDY_THREADS, K_MAX, MASK_THREADS, MAX_DET_GPU, NTILE, _nms_greedy,
+                                              _nms_mask, mask_blocks)
 
 TPB = 256
 LO = 0x3B800000  # float bits of 2**-8: the lowest score the histograms cover
@@ -44,6 +50,9 @@ S_B1, S_ABOVE1, S_TOTAL, S_KTH, S_M, S_NLIST = 0, 1, 2, 3, 4, 5
 HEADER = 8  # int32 words before the detection rows in the output buffer
 # compile-time limits of the module-level kernels (shared-memory sizes); the config is checked against them
 T_MAX = 1024  # threads of the one-block tie gathering
+RC = 32  # candidates ranked by one _rank_decode block (one a lane)
+RS = 8  # comparand slices of one _rank_decode block (one a warp): RC * RS threads
+RS_MAX = T_MAX // RC
 
 
 def _pow2(n: int) -> int:
@@ -230,23 +239,38 @@ def _rank_decode(nsel, cand, scores, labels, box, dirc, anchors, ND, DOFF, LOFF,
     """Per candidate: its rank = how many keys are larger (keys are unique: score bits << 32 | ~index), so the
     order is score descending, ties by ascending anchor index, exactly as on the CPU; then the float32
     ResidualCoder decode + direction bin (unfused float32, as NumPy) into row `rank`. O(n^2) compares, spread
-    over the whole GPU instead of one block's bitonic sort."""
-    tile = cuda.shared.array(TPB, int64)
+    over many small blocks: a block ranks RC candidates (one a lane) and each of its warps compares them with
+    every RS-th key (one shared-memory broadcast a compare); the RS partial ranks are summed in shared memory."""
+    keys = cuda.shared.array(K_MAX, int64)
+    part = cuda.shared.array((RS_MAX, RC), int32)
     t = cuda.threadIdx.x
-    r0 = cuda.grid(1)
+    S = cuda.blockDim.x // RC  # comparand slices (warps) of this block
     n = nsel[0]
-    key = cand[r0] if r0 < n else int64(-1)
-    rank = 0
-    for base in range(0, n, TPB):
-        j = base + t
-        tile[t] = cand[j] if j < n else int64(-1)
-        cuda.syncthreads()
-        for q in range(TPB):
-            if tile[q] > key:
-                rank += 1
-        cuda.syncthreads()
-    if r0 >= n:
+    base = cuda.blockIdx.x * RC
+    if base >= n:  # the whole block: before any syncthreads
         return
+    j = t
+    while j < n:  # while loops: a range with a run-time step divides (64-bit) for its trip count
+        keys[j] = cand[j]
+        j += cuda.blockDim.x
+    cuda.syncthreads()
+    c = t % RC
+    s = t // RC
+    r0 = base + c
+    key = keys[r0] if r0 < n else int64(-1)
+    rank = 0
+    if s < S:
+        j = s
+        while j < n:
+            if keys[j] > key:
+                rank += 1
+            j += S
+        part[s, c] = rank
+    cuda.syncthreads()
+    if t >= RC or r0 >= n:
+        return
+    for q in range(1, S):
+        rank += part[q, c]
     r = rank
     idx = int64(0xFFFFFFFF) - (key & int64(0xFFFFFFFF))
     idx_out[r] = idx
@@ -285,7 +309,7 @@ class HeadViews:
 class GpuPostprocess:
     """Scores, top-K, decode and rotated NMS on the device for one batch item; every scratch buffer from ``alloc`` once.
 
-    All six launches have sizes fixed by the config (anchors, nms_pre); counts are read from device memory."""
+    All seven launches have sizes fixed by the config (anchors, nms_pre); counts are read from device memory."""
 
     def __init__(self, cfg: PointPillarsConfig, alloc: Any, anchors: np.ndarray, name: str = "") -> None:
         if cfg.score_thresh < MIN_THRESH:
@@ -323,7 +347,7 @@ class GpuPostprocess:
         self.mask = a((K, nw), np.uint64, "nms_mask")
 
     def enqueue_candidates(self, heads: HeadViews, num_pillars: Any, stream: Any = 0) -> None:
-        """Launches 1-4: scores, top-K selection, sort and decode into boxes/sorted_scores/sorted_labels[:nsel]."""
+        """Launches 1-5: scores, top-K selection, sort and decode into boxes/sorted_scores/sorted_labels[:nsel]."""
         nb = (self.A + TPB - 1) // TPB
         nc = self.cfg.num_classes
         _scores_hist[nb, TPB, stream](heads.cls, num_pillars, nc, self._thr, self.K, self.scores, self.labels,
@@ -331,18 +355,18 @@ class GpuPostprocess:
         _refine[nb, TPB, stream](self.scores, self._thr, self.K, self.sel, self.hist2, self._done2)
         _compact[nb, TPB, stream](self.scores, self._thr, self.sel, self.cand, self.bitmap)
         _gather_ties[1, self._sort_threads, stream](self.sel, self.cand, self.bitmap, self.nsel)
-        _rank_decode[(self.K + TPB - 1) // TPB, TPB, stream](self.nsel, self.cand, self.scores, self.labels, heads.box,
-                                                             heads.dir, self.anchors, *self._dir, self.boxes,
-                                                             self.sorted_scores, self.sorted_labels, self.sorted_idx)
+        _rank_decode[(self.K + RC - 1) // RC, RC * RS, stream](self.nsel, self.cand, self.scores, self.labels,
+                                                               heads.box, heads.dir, self.anchors, *self._dir,
+                                                               self.boxes, self.sorted_scores, self.sorted_labels,
+                                                               self.sorted_idx)
 
     def enqueue_nms(self, num_pillars: Any, vstats: Any, header: Any, dets: Any, stream: Any = 0) -> None:
-        """Launches 5-6: IoU bitmask and the greedy pass writing header[0]=count (+ counters) and dets rows."""
-        nw = (self.K + NTILE - 1) // NTILE
-        _nms_mask[(nw, nw), NTILE, stream](self.nsel, self.boxes, self._nms_thresh, self.mask)
-        _nms_greedy[1, NTILE, stream](self.nsel, self.mask, self.boxes, self.sorted_scores, self.sorted_labels,
-                                      num_pillars, vstats, self.cfg.max_det, header, dets)
+        """Launches 6-7: IoU bitmask and the greedy pass writing header[0]=count (+ counters) and dets rows."""
+        _nms_mask[mask_blocks(self.K), MASK_THREADS, stream](self.nsel, self.boxes, self._nms_thresh, self.mask)
+        _nms_greedy[1, GREEDY_THREADS, stream](self.nsel, self.mask, self.boxes, self.sorted_scores, self.sorted_labels,
+                                               num_pillars, vstats, self.cfg.max_det, header, dets)
 
     def enqueue(self, heads: HeadViews, num_pillars: Any, vstats: Any, header: Any, dets: Any, stream: Any = 0) -> None:
-        """All six launches."""
+        """All seven launches."""
         self.enqueue_candidates(heads, num_pillars, stream)
         self.enqueue_nms(num_pillars, vstats, header, dets, stream)
