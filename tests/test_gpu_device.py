@@ -237,6 +237,37 @@ def test_fp16_compiled_close_to_fp16_eager(onnx_dir: Path) -> None:
 
 
 @gpu
+def test_fp16_canvas_written_by_the_scatter(onnx_dir: Path) -> None:
+    """The FP16 RPN's input is the FP16 channels-last canvas the scatter writes: exactly its pillar features rounded
+    to FP16 at their cells (checked against NumPy's scatter and rounding), and the same heads and detections as the
+    runner converting the FP32 NCHW canvas itself, whose points arrive by memcpy rather than the upload kernel."""
+    from pointpillars_trt.model import tensor_names as tn
+    from pointpillars_trt.pipelines.factory import make_gpu_pipeline
+
+    cfg = PointPillarsConfig()
+    new = make_gpu_pipeline(cfg, "torch", "fp16", checkpoint=CKPT, compile=False, graph=True)
+    old = make_gpu_pipeline(cfg, "torch", "fp16", checkpoint=CKPT, compile=False, graph=True, fp16_canvas=False,
+                            upload_kernel=False)
+    assert new.canvas.dtype == np.float16 and new.canvas.shape[-1] == cfg.pfn_filters
+    assert old.canvas.dtype == np.float32 and old.canvas.shape[1] == cfg.pfn_filters
+    with new, old:
+        for path in SCANS[:6]:
+            pts = _read(path)
+            for _ in range(2):  # eager, then a replay
+                rn, ro = new.run(pts), old.run(pts)
+            sn, so = new.snapshot(), old.snapshot()
+            for snap, dtype in ((sn, np.float16), (so, np.float32)):
+                c, expect = snap["coords"], np.zeros_like(snap["canvas"])
+                expect[0, :, c[:, 2], c[:, 3]] = snap["pillar_features"].astype(dtype).astype(np.float32)
+                assert np.array_equal(snap["canvas"], expect), (path.name, dtype)
+            for name in tn.RPN_OUTPUTS:
+                err = float(np.abs(sn[name] - so[name]).max())
+                assert err < 1e-3, (path.name, name, err)
+            assert_same_detections(rn.detections, ro.detections)
+    assert new.transfers["h2d"] < old.transfers["h2d"]  # exactly n points against the whole capacity bucket
+
+
+@gpu
 def test_device_rows_through_dlpack(onnx_dir: Path) -> None:
     import torch
 

@@ -19,6 +19,10 @@ class Runner(ABC):
     name: str = "runner"
     #: "cpu" runners take host arrays, "cuda" runners device arrays
     device: str = "cpu"
+    #: (dtype, layout) the runner wants its image input in: the exported networks' contract is float32 NCHW; a
+    #: runner that computes in FP16 channels-last asks for ("float16", "nhwc") so the pillar scatter writes that
+    #: directly and no conversion runs between the scatter and the first convolution
+    input_format: tuple[str, str] = ("float32", "nchw")
 
     def __init__(self) -> None:
         self.is_active = False

@@ -13,7 +13,8 @@ as export.py's _HalfCompute, so the buffers stay FP32 whatever the precision.
 FP32 uses TF32 tensor cores by default, as TensorRT's FP32 engines do on Ampere and later
 (``tf32=False`` is strict FP32, within float32 rounding of the CPU; the agreement tests use it). The TF32 switch is
 torch's process-wide setting: the last runner activated decides it. The RPN runs channels-last
-in FP16 (the canvas is converted in the one cast it needs anyway); cuDNN autotunes.
+in FP16 and asks for its input in that format (``input_format``): the pipeline's scatter writes an FP16 NHWC canvas,
+so no conversion pass reads the FP32 canvas first (64 x 496 x 432 floats per scan); cuDNN autotunes.
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ class TorchRunner(Runner):
 
     def __init__(self, module: Any, input_name: str, output_names: tuple[str, ...], precision: str = "fp32", *,
                  compile: bool = False, tf32: bool = True, cache_dir: str | Path | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, native_input: bool = True) -> None:
         super().__init__()
         if precision not in ("fp32", "fp16"):
             raise UserError(f"precision must be fp32 or fp16, got {precision!r}")
@@ -62,6 +63,8 @@ class TorchRunner(Runner):
         self.module: Any = None
         self._tensor = ViewCache(_torch_view)  # no-copy torch views of the pipeline's buffers
         self._channels_last = False
+        if native_input and precision == "fp16" and self._is_conv_net(module):
+            self.input_format = ("float16", "nhwc")  # given [B, H, W, C]; seen as NCHW with channels-last strides
         self._streams: dict[int, Any] = {}
         self.compile, self.tf32 = bool(compile), bool(tf32)
         self.cache_dir = Path(cache_dir) if cache_dir else None
@@ -123,8 +126,10 @@ class TorchRunner(Runner):
             s = self._streams[stream] = torch.cuda.ExternalStream(stream) if stream else torch.cuda.current_stream()
         with torch.cuda.stream(s), torch.inference_mode():
             x = self._tensor(feed[self._in])
+            if self.input_format[1] == "nhwc":
+                x = x.permute(0, 3, 1, 2)
             dtype = torch.float16 if self.precision == "fp16" else torch.float32
-            if self._channels_last:
+            if self._channels_last:  # a no-op on an FP16 NHWC input
                 x = x.to(dtype=dtype, memory_format=torch.channels_last)
             elif dtype != x.dtype:
                 x = x.to(dtype)

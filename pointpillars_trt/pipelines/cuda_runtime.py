@@ -121,14 +121,25 @@ class DeviceBuffer(_CaiView):
 
 
 class PinnedBuffer:
-    """Page-locked host memory (cudaHostAlloc) seen as a numpy array, for async H2D/D2H copies."""
+    """Page-locked host memory (cudaHostAlloc, mapped) seen as a numpy array, for async H2D/D2H copies and for
+    kernels that read it directly (device_view)."""
 
     def __init__(self, shape: tuple[int, ...], dtype: Any = np.float32) -> None:
         self._cudart = cudart = _cudart()
         self.nbytes = max(1, int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize)
-        self.ptr = int(check(cudart.cudaHostAlloc(self.nbytes, cudart.cudaHostAllocDefault), "cudaHostAlloc"))
+        self.ptr = int(check(cudart.cudaHostAlloc(self.nbytes, cudart.cudaHostAllocMapped), "cudaHostAlloc"))
         raw = (ctypes.c_byte * self.nbytes).from_address(self.ptr)
         self.array = np.frombuffer(raw, dtype=np.uint8).view(dtype)[: int(np.prod(shape))].reshape(shape)
+        self._device_ptr = 0
+
+    def device_view(self, shape: tuple[int, ...], dtype: Any, offset_bytes: int = 0) -> "_CaiView":
+        """A window of this (mapped) host memory as kernels address it: read by the GPU over the bus, no copy."""
+        if not self._device_ptr:
+            self._device_ptr = int(check(self._cudart.cudaHostGetDevicePointer(self.ptr, 0), "cudaHostGetDevicePointer"))
+        v = _CaiView(self, self._device_ptr + offset_bytes, shape, dtype)
+        if offset_bytes + v.nbytes > self.nbytes:
+            raise ValueError(f"view of {v.nbytes} bytes at {offset_bytes} exceeds pinned buffer of {self.nbytes}")
+        return v
 
     def free(self) -> None:
         if getattr(self, "ptr", 0):

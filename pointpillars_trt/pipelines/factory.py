@@ -38,7 +38,7 @@ def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, 
                       onnx_dir: str | Path | None = None, engines_dir: str | Path = "engines",
                       max_batch: int = 1, graph: bool = True, compile: bool = True, tf32: bool = True,
                       fold: bool = True, pfn_kernel: bool = True, concurrent: bool = True,
-                      max_points: int | None = None,
+                      fp16_canvas: bool = True, upload_kernel: bool = True, max_points: int | None = None,
                       log: Callable[[str], None] | None = None) -> Any:
     """A GpuPipeline with torch runners (from the checkpoint) or TensorRT runners (engines built from onnx_dir).
 
@@ -48,8 +48,11 @@ def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, 
     and ZeroPad as separate ops, three heads, the PFN in torch: OpenPCDet-style eager execution, the bench's
     baseline); pfn_kernel: the torch backend's PFN as backends/numba_pfn.py's kernel over the real pillars only (on an
     H200 inside the graph 0.042 ms against torch's 0.194 ms over the bucket's rows, bench/results/; False keeps
-    torch's PFN, to compare);
-    concurrent: a batch's slots run each stage's kernels on streams of their own (GpuPipeline)."""
+    torch's PFN, to compare); fp16_canvas: the FP16 torch RPN takes its input as the FP16 channels-last canvas the
+    scatter writes (False: the FP32 NCHW canvas of the ONNX contract, converted by the runner, to compare);
+    concurrent: a batch's slots run each stage's kernels on streams of their own; upload_kernel: the points reach the
+    GPU through a kernel reading exactly the scan's n points from mapped pinned memory (False: a captured memcpy of
+    the whole capacity bucket, to compare) (GpuPipeline)."""
     from pointpillars_trt.pipelines.gpu import DEFAULT_MAX_POINTS, GpuPipeline, require_gpu_stack
 
     require_gpu_stack()
@@ -70,14 +73,15 @@ def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, 
             pfn = NumbaPfnRunner(nets.vfe, tn.PFN_INPUT, tn.PFN_OUTPUT)
         else:
             pfn = TorchRunner(nets.vfe, tn.PFN_INPUT, (tn.PFN_OUTPUT,), precision, tf32=tf32)
-        rpn = TorchRunner(fold_rpn(nets.rpn) if fold else nets.rpn, tn.RPN_INPUT, tn.RPN_OUTPUTS, precision, compile=compile, tf32=tf32,
-                          cache_dir=Path(engines_dir), log=log)
+        rpn = TorchRunner(fold_rpn(nets.rpn) if fold else nets.rpn, tn.RPN_INPUT, tn.RPN_OUTPUTS, precision,
+                          compile=compile, tf32=tf32, cache_dir=Path(engines_dir), log=log,
+                          native_input=fp16_canvas and fold)
     elif backend == "tensorrt":
         pfn, rpn = _tensorrt_runners(cfg, precision, onnx_dir, Path(engines_dir))
     else:
         raise UserError(f"backend {backend!r} does not run on the GPU pipeline (torch or tensorrt)")
     return GpuPipeline(cfg, pfn, rpn, max_batch=max_batch, max_points=max_points or DEFAULT_MAX_POINTS, graph=graph,
-                       concurrent=concurrent)
+                       concurrent=concurrent, upload_kernel=upload_kernel)
 
 
 def _tensorrt_runners(cfg: PointPillarsConfig, precision: str, onnx_dir: str | Path | None,

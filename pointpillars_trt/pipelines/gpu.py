@@ -1,5 +1,6 @@
 """The GPU pipeline: upload, voxelize -> PFN -> scatter -> RPN -> decode + NMS, download, on one stream; by default
-one captured CUDA graph per (batch size, point-capacity bucket, input source), replayed for every scan.
+one captured CUDA graph per (batch size, point-capacity bucket, input source, host slot), replayed for every scan.
+The upload is a kernel that reads the scan's count and exactly its n points from mapped pinned memory.
 
 Every buffer is allocated in __init__ (sized for max_points per scan and max_batch scans); stages share them by
 address. Kernels read their counts (points, pillars, candidates) from device memory and launch over the bucket's
@@ -22,21 +23,18 @@ from pointpillars_trt.io.detections import Detections
 from pointpillars_trt.model import tensor_names as tn
 from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.pipelines.cpu import STAGES, ScanResult
-from pointpillars_trt.pipelines.cuda_runtime import DeviceBuffer, Event, PinnedBuffer, Stream
+from pointpillars_trt.pipelines.cuda_runtime import DeviceBuffer, Event, Stream
 from pointpillars_trt.pipelines.graphs import make_graph
 from pointpillars_trt.pipelines.inputs import DevicePoints
 from pointpillars_trt.pipelines.seam import BufferAllocator, numba_stream, numba_view
+from pointpillars_trt.pipelines.slots import EVENTS, ROW, HostSlot, Item
 from pointpillars_trt.plugins.pillar_scatter import clear_pillars, scatter_pillars
-from pointpillars_trt.stages.anchors import make_anchors
-from pointpillars_trt.stages.postprocess_cuda import HEADER, GpuPostprocess, HeadViews
+from pointpillars_trt.stages.postprocess_cuda import HEADER
+from pointpillars_trt.stages.upload_cuda import upload_points
 from pointpillars_trt.stages.voxelize import VoxelStats
-from pointpillars_trt.stages.voxelize_cuda import GpuVoxelizer
 
-#: event order within a call; times[k] = elapsed(EVENTS[i-1] -> EVENTS[i])
-EVENTS = ("start", "h2d", "voxelize", "pfn", "scatter", "rpn", "postprocess", "d2h")
 DEFAULT_MAX_POINTS = 400_000
 MIN_BUCKET = 1 << 14
-ROW = 9  # floats per detection: x, y, z, dx, dy, dz, yaw, score, label
 
 
 def point_buckets(max_points: int) -> tuple[int, ...]:
@@ -62,50 +60,12 @@ def require_gpu_stack() -> None:
                         "use --device cpu")
 
 
-class _Item:
-    """The per-scan state of one batch slot: voxelizer, post-processing, and views of the shared buffers."""
-
-    def __init__(self, b: int, cfg: PointPillarsConfig, alloc: BufferAllocator, max_points: int, counts: DeviceBuffer,
-                 pillar_features: DeviceBuffer, heads: dict[str, DeviceBuffer], out: DeviceBuffer) -> None:
-        self.vox = GpuVoxelizer(cfg, alloc, max_points, batch_index=b, name=f"b{b}_",
-                                npts=numba_view(counts.view((1,), np.int32, 4 * b)))
-        self.points = alloc.buffers[f"b{b}_points"]
-        self.features = alloc.buffers[f"b{b}_features"]
-        P, C = cfg.max_pillars, cfg.pfn_filters
-        self.pf = pillar_features.view((P, C), np.float32, b * P * C * 4)
-        self.pf_nb = numba_view(self.pf)
-        A = cfg.num_anchors
-
-        def head(name: str, ch: int) -> Any:
-            return numba_view(heads[name].view((A * ch,), np.float32, b * A * ch * 4))
-
-        self.heads = HeadViews(head(tn.RPN_OUTPUTS[0], cfg.num_classes), head(tn.RPN_OUTPUTS[1], 7),
-                               head(tn.RPN_OUTPUTS[2], cfg.num_dir_bins))
-        self.post = GpuPostprocess(cfg, alloc, make_anchors(cfg), name=f"b{b}_")
-        row0 = b * (HEADER + cfg.max_det * ROW) * 4
-        self.header = numba_view(out.view((HEADER,), np.int32, row0))
-        self.dets = numba_view(out.view((cfg.max_det, ROW), np.float32, row0 + HEADER * 4))
-        self.out_offset = row0
-
-
-class _HostSlot:
-    """Pinned host memory and events of one batch in flight: counts and points in, result rows out, stage events.
-    Two of them let run_batches stage the next batch (and read the last one's results) while the GPU works."""
-
-    def __init__(self, max_batch: int, max_points: int, nout: int) -> None:
-        self.counts = PinnedBuffer((max_batch,), np.int32)
-        self.points = PinnedBuffer((max_batch, max_points, 4), np.float32)
-        self.out = PinnedBuffer((max_batch, nout), np.float32)
-        self.events = {name: Event() for name in EVENTS}
-        self.done = Event()
-
-
 class GpuPipeline:
     """Runs scans (one, or a batch of up to max_batch) through two GPU runners (torch or TensorRT) and the kernels."""
 
     def __init__(self, cfg: PointPillarsConfig, pfn_runner: Runner, rpn_runner: Runner, max_batch: int = 1,
                  max_points: int = DEFAULT_MAX_POINTS, graph: bool = True, max_graphs: int = 24,
-                 concurrent: bool = True) -> None:
+                 concurrent: bool = True, upload_kernel: bool = True) -> None:
         require_gpu_stack()
         from numba import config as numba_config
 
@@ -127,16 +87,23 @@ class GpuPipeline:
         ch = cfg.head_channels
         B, P = self.max_batch, cfg.max_pillars
         self.counts = DeviceBuffer((B,), np.int32)
+        self._counts_nb = numba_view(self.counts)
+        self.upload_kernel = bool(upload_kernel)
         self.pillar_features = DeviceBuffer((B, P, cfg.pfn_filters), np.float32)
-        self.canvas = DeviceBuffer((B, cfg.pfn_filters, ny, nx), np.float32)
-        self._canvas_nb = numba_view(self.canvas)
+        # the RPN input in the format its runner computes in (FP32 NCHW, or FP16 NHWC for the torch FP16 RPN); the
+        # scatter sees it as [B, C, ny, nx] either way (a strided view) and writes it directly
+        dtype, self._canvas_layout = rpn_runner.input_format
+        nhwc = self._canvas_layout == "nhwc"
+        C = cfg.pfn_filters
+        self.canvas = DeviceBuffer((B, ny, nx, C) if nhwc else (B, C, ny, nx), np.dtype(dtype))
+        self._canvas_nb = numba_view(self.canvas, (0, 3, 1, 2) if nhwc else None)
         self.heads = {name: DeviceBuffer((B, fy, fx, ch[k]), np.float32)
                       for name, k in zip(tn.RPN_OUTPUTS, ("cls", "box", "dir"))}
         self._nout = nout = HEADER + cfg.max_det * ROW
         self.out = DeviceBuffer((B, nout), np.float32)
-        self.slots = [_HostSlot(B, self.max_points, nout)]  # a second one on the first run_batches
+        self.slots = [HostSlot(B, self.max_points, nout)]  # a second one on the first run_batches
         self._last = self.slots[0]  # the slot whose results were read last (times())
-        self.items = [_Item(b, cfg, alloc, self.max_points, self.counts, self.pillar_features, self.heads, self.out)
+        self.items = [Item(b, cfg, alloc, self.max_points, self.counts, self.pillar_features, self.heads, self.out)
                       for b in range(B)]
         self._wait_event = Event()
         # concurrent: in a batch, each slot's kernels of a stage run on a stream of their own, forked from the main
@@ -198,7 +165,7 @@ class GpuPipeline:
         """The smallest capacity that holds n points."""
         return next(c for c in self.buckets if c >= n)
 
-    def _stage_inputs(self, scans: Sequence[Any], counts: list[int], hs: _HostSlot) -> str:
+    def _stage_inputs(self, scans: Sequence[Any], counts: list[int], hs: HostSlot) -> str:
         """Host scans into hs's pinned memory; device scans copied D2D into their batch slot now (after the
         producer's stream), so the graph never reads foreign memory. Returns the graph's source key."""
         s = self.stream
@@ -226,13 +193,18 @@ class GpuPipeline:
         items = self.items[:batch]
         cap_p = items[0].vox.pillar_capacity(capacity)
         ev["start"].record_timing(s, cap_)
-        s.h2d(self.counts, hs.counts.array, 4 * batch)
-        if source == "host":
-            for b, it in enumerate(items):
-                s.h2d(it.points, hs.points.array[b], 16 * capacity)
+        if self.upload_kernel:  # exactly n points read from the mapped pinned slot (stages/upload_cuda.py)
+            self._each(items, lambda it, st, nst: upload_points(hs.src_counts, hs.src_points[it.b], it.b,
+                                                                source == "host", self._counts_nb, it.points_flat,
+                                                                capacity, nst))
+        else:  # copies of fixed size: the whole capacity bucket
+            s.h2d(self.counts, hs.counts.array, 4 * batch)
+            if source == "host":
+                for b, it in enumerate(items):
+                    s.h2d(it.points, hs.points.array[b], 16 * capacity)
         ev["h2d"].record_timing(s, cap_)
 
-        def voxelize(it: _Item, st: Stream, nst: Any) -> None:
+        def voxelize(it: Item, st: Stream, nst: Any) -> None:
             # zero the canvas cells the slot's last scan wrote (its coords/count, before voxelize overwrites them)
             clear_pillars(it.vox.buf.coords, it.vox.buf.num_pillars, self._canvas_nb, cap_p, nst)
             it.vox.enqueue(capacity, nst)
@@ -241,7 +213,7 @@ class GpuPipeline:
         ev["voxelize"].record_timing(s, cap_)
         counts = getattr(self.pfn, "accepts_counts", False)  # a runner that can skip rows >= P gets P's address
 
-        def pfn(it: _Item, st: Stream, nst: Any) -> None:
+        def pfn(it: Item, st: Stream, nst: Any) -> None:
             feed = {tn.PFN_INPUT: it.features[:cap_p]}
             if counts:
                 feed["num_pillars"] = it.vox.buf.num_pillars
@@ -263,7 +235,7 @@ class GpuPipeline:
         s.d2h(hs.out.array, self.out, self.out.nbytes // self.max_batch * batch)
         ev["d2h"].record_timing(s, cap_)
 
-    def _each(self, items: Sequence[_Item], work: Any, fork: bool = True) -> None:
+    def _each(self, items: Sequence[Item], work: Any, fork: bool = True) -> None:
         """work(item, stream, numba_stream) for every slot: one after another on the main stream, or (lanes, more
         than one slot) each slot on its own lane, forked from the main stream and joined back into it."""
         if not (fork and self.lanes and len(items) > 1):
@@ -276,10 +248,11 @@ class GpuPipeline:
         for b in range(len(items)):
             self.stream.wait_for(self.lanes[b].handle, self._join[b])
 
-    def _count(self, batch: int, capacity: int, source: str) -> None:
+    def _count(self, counts: list[int], capacity: int, source: str) -> None:
+        batch = len(counts)
         self.transfers["h2d_meta"] += 4 * batch
         if source == "host":
-            self.transfers["h2d"] += 16 * capacity * batch
+            self.transfers["h2d"] += 16 * (sum(counts) if self.upload_kernel else capacity * batch)
         self.transfers["d2h"] += self.out.nbytes // self.max_batch * batch
 
     def run_batch(self, scans: Sequence[Any], keep_on_device: bool = False) -> list[ScanResult]:
@@ -295,7 +268,7 @@ class GpuPipeline:
         other pinned slot and queued while batch i runs, and batch i's results are read while i+1 runs. Each
         batch's results are yielded before the slot they came from is reused (the next-but-one batch)."""
         if len(self.slots) == 1:
-            self.slots.append(_HostSlot(self.max_batch, self.max_points, self._nout))
+            self.slots.append(HostSlot(self.max_batch, self.max_points, self._nout))
         pending, k = None, 0
         for scans in batches:
             launched = self._launch(scans, k)
@@ -324,7 +297,7 @@ class GpuPipeline:
             self.replays += 1
         else:
             self.enqueue(*key)  # the first batch of a shape runs eagerly: it also warms everything up
-        self._count(batch, cap, source)
+        self._count(counts, cap, source)
         hs.done.record(self.stream)
         if self.use_graph and g is None:
             self.stream.synchronize()
@@ -354,7 +327,7 @@ class GpuPipeline:
         self._graphs[key] = g
         self.captures += 1
 
-    def _result(self, hs: _HostSlot, b: int, keep_on_device: bool) -> ScanResult:
+    def _result(self, hs: HostSlot, b: int, keep_on_device: bool) -> ScanResult:
         row = hs.out.array[b]
         h = row[:HEADER].view(np.int32)
         ndet = int(h[0])
@@ -376,6 +349,14 @@ class GpuPipeline:
                 "kind": self._graph_kind}
 
     # ---- debugging ----------------------------------------------------------------
+    def canvas_host(self, b: int = 0) -> np.ndarray:
+        """Slot b's canvas as float32 [1, C, ny, nx], whatever the RPN's input format (syncs; for tests)."""
+        from numba import cuda
+
+        cuda.synchronize()
+        c = numba_view(self.canvas)[b: b + 1].copy_to_host().astype(np.float32)
+        return c.transpose(0, 3, 1, 2).copy() if self._canvas_layout == "nhwc" else c
+
     def snapshot(self, b: int = 0) -> dict[str, Any]:
         """Host copies of slot b's last intermediate buffers (syncs; for tests, never on the hot path)."""
         self.stream.synchronize()
@@ -388,7 +369,7 @@ class GpuPipeline:
 
         out = {"num_pillars": p, "features": buf.features.copy_to_host()[:p], "coords": buf.coords.copy_to_host()[:p],
                "npoints": buf.npoints.copy_to_host()[:p], "pillar_features": host(self.items[b].pf)[:p],
-               "canvas": host(self.canvas)[b: b + 1]}
+               "canvas": self.canvas_host(b)}
         out.update({k: host(v)[b: b + 1] for k, v in self.heads.items()})
         cuda.synchronize()
         return out

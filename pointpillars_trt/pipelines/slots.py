@@ -1,0 +1,63 @@
+"""The GPU pipeline's per-scan and per-batch state: Item (one batch slot's stages and views of the shared device
+buffers) and HostSlot (the pinned host memory and events of one batch in flight)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from pointpillars_trt.model import tensor_names as tn
+from pointpillars_trt.model.config import PointPillarsConfig
+from pointpillars_trt.pipelines.cuda_runtime import DeviceBuffer, Event, PinnedBuffer
+from pointpillars_trt.pipelines.seam import BufferAllocator, numba_view
+from pointpillars_trt.stages.anchors import make_anchors
+from pointpillars_trt.stages.postprocess_cuda import HEADER, GpuPostprocess, HeadViews
+from pointpillars_trt.stages.voxelize_cuda import GpuVoxelizer
+
+#: event order within a call; times[k] = elapsed(EVENTS[i-1] -> EVENTS[i])
+EVENTS = ("start", "h2d", "voxelize", "pfn", "scatter", "rpn", "postprocess", "d2h")
+ROW = 9  # floats per detection: x, y, z, dx, dy, dz, yaw, score, label
+
+
+class Item:
+    """The per-scan state of batch slot b: voxelizer, post-processing, and views of the shared buffers."""
+
+    def __init__(self, b: int, cfg: PointPillarsConfig, alloc: BufferAllocator, max_points: int, counts: DeviceBuffer,
+                 pillar_features: DeviceBuffer, heads: dict[str, DeviceBuffer], out: DeviceBuffer) -> None:
+        self.b = b
+        self.vox = GpuVoxelizer(cfg, alloc, max_points, batch_index=b, name=f"b{b}_",
+                                npts=numba_view(counts.view((1,), np.int32, 4 * b)))
+        self.points = alloc.buffers[f"b{b}_points"]
+        self.points_flat = numba_view(self.points.view((4 * max_points,), np.float32))
+        self.features = alloc.buffers[f"b{b}_features"]
+        P, C = cfg.max_pillars, cfg.pfn_filters
+        self.pf = pillar_features.view((P, C), np.float32, b * P * C * 4)
+        self.pf_nb = numba_view(self.pf)
+        A = cfg.num_anchors
+
+        def head(name: str, ch: int) -> Any:
+            return numba_view(heads[name].view((A * ch,), np.float32, b * A * ch * 4))
+
+        self.heads = HeadViews(head(tn.RPN_OUTPUTS[0], cfg.num_classes), head(tn.RPN_OUTPUTS[1], 7),
+                               head(tn.RPN_OUTPUTS[2], cfg.num_dir_bins))
+        self.post = GpuPostprocess(cfg, alloc, make_anchors(cfg), name=f"b{b}_")
+        row0 = b * (HEADER + cfg.max_det * ROW) * 4
+        self.header = numba_view(out.view((HEADER,), np.int32, row0))
+        self.dets = numba_view(out.view((cfg.max_det, ROW), np.float32, row0 + HEADER * 4))
+        self.out_offset = row0
+
+
+class HostSlot:
+    """Pinned host memory and events of one batch in flight: counts and points in, result rows out, stage events.
+    Two of them let run_batches stage the next batch (and read the last one's results) while the GPU works. The
+    counts and points are mapped: the upload kernel reads them in place (src_counts, src_points[b])."""
+
+    def __init__(self, max_batch: int, max_points: int, nout: int) -> None:
+        self.counts = PinnedBuffer((max_batch,), np.int32)
+        self.points = PinnedBuffer((max_batch, max_points, 4), np.float32)
+        self.out = PinnedBuffer((max_batch, nout), np.float32)
+        self.events = {name: Event() for name in EVENTS}
+        self.done = Event()
+        self.src_counts = numba_view(self.counts.device_view((max_batch,), np.int32))
+        self.src_points = [numba_view(self.points.device_view((4 * max_points,), np.float32, b * 16 * max_points))
+                           for b in range(max_batch)]
