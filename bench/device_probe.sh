@@ -8,6 +8,9 @@
 #   PART=final  the tests changed last, single-scan variants (FP16 / strict FP32, against OpenPCDet-style eager),
 #               throughput at B=8 (each batching choice off in turn) and B=32, then the warm start with bytecode
 #               caches allowed (the device image sets none; a normal install has them)
+#   PART=kernels every kernel of a scan by name (FP16 graph, no compile), then the GPU pipeline tests
+#   PART=speed  single-scan FP16 variants (default, FP32 canvas, memcpy upload, uncompiled, OpenPCDet-style eager),
+#               FP32 TF32 compiled and strict FP32, throughput at B=8 and 32 (default, FP32 canvas)
 # Carry: .whlt and .devshared (see device_final.sh).
 set -o pipefail
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whlt/*.whl || exit 1
@@ -54,5 +57,15 @@ final)
     echo "$run: $(( ($(date +%s%N) - s) / 1000000 )) ms whole process"; done 2>&1 | tee -a "$OUT/startup.log"
   timeout 110 python3 bench/graph_bench.py $S $M --iters 640 --precisions fp16 --variants --batches 32 \
     --batch-variants default --out "$OUT/batch32_h200" 2>&1 | grep -v "$F" | grep "B=" | tee -a "$OUT/bench.log" ;;
+kernels)
+  timeout 100 python3 bench/kernel_profile.py $S $M --reps 120 2>&1 | grep -v "$F" | tee "$OUT/kernels.log"
+  timeout 330 python3 -m pytest -v -rs -s -p no:cacheprovider tests/test_gpu_device.py 2>&1 | grep -v "$F" | tee "$OUT/gpu_tests.log"
+  timeout 120 python3 -m pytest -v -rs -s -p no:cacheprovider tests/test_api_gpu.py 2>&1 | grep -v "$F" | tee "$OUT/api_tests.log" ;;
+speed)
+  timeout 320 python3 bench/graph_bench.py $S $M --iters 400 --precisions fp16 fp32 fp32-strict \
+    --variants graph+compile graph+compile+fp32-canvas graph+compile+memcpy-upload graph eager-openpcdet \
+    --fp32-variants graph+compile --batches --out "$OUT/single_h200" 2>&1 | grep -v "$F" | tail -22 | tee "$OUT/bench.log"
+  timeout 230 python3 bench/graph_bench.py $S $M --iters 640 --precisions fp16 --variants --batches 8 32 \
+    --batch-variants default fp32-canvas --out "$OUT/batch_h200" 2>&1 | grep -v "$F" | grep "B=" | tee -a "$OUT/bench.log" ;;
 esac
 exit 0

@@ -27,6 +27,8 @@ VARIANTS = {  # name: make_gpu_pipeline options
     "launches+compile": dict(graph=False, compile=True),
     "eager-openpcdet": dict(graph=False, compile=False, fold=False),
     "graph+compile+torch-pfn": dict(graph=True, compile=True, pfn_kernel=False),
+    "graph+compile+fp32-canvas": dict(graph=True, compile=True, fp16_canvas=False),
+    "graph+compile+memcpy-upload": dict(graph=True, compile=True, upload_kernel=False),
 }
 
 
@@ -35,6 +37,8 @@ BATCH_VARIANTS = {  # batched throughput: the pipeline's defaults, and each batc
     "serial": dict(concurrent=False),
     "no-overlap": dict(overlap=False),
     "torch-pfn": dict(pfn_kernel=False),
+    "fp32-canvas": dict(fp16_canvas=False),
+    "memcpy-upload": dict(upload_kernel=False),
 }
 
 
