@@ -226,15 +226,16 @@ class Detector:
         self._live()
         return [r.detections for r in self._run_many([self._scan(s) for s in scans])]
 
-    def stream(self, sources: Iterable[Any], prefetch: int = 4) -> Iterator[tuple[Any, ScanResult | Exception]]:
+    def stream(self, sources: Iterable[Any], prefetch: int = 4,
+               read: Callable[[Any], Any] | None = None) -> Iterator[tuple[Any, ScanResult | Exception]]:
         """(source, ScanResult) for each file path or array, in input order, batched by max_batch; the next
-        `prefetch` files are read on a thread pool while the current batch runs. A source that cannot be read or
-        is refused (a truncated file, a wrong dtype...) is yielded with its exception instead of a ScanResult,
-        and the stream goes on."""
+        `prefetch` files are read on a thread pool while the current batch runs (`read(path)` gives the points;
+        default: a KITTI velodyne .bin). A source that cannot be read or is refused (a truncated file, a wrong
+        dtype...) is yielded with its exception instead of a ScanResult, and the stream goes on."""
         self._live()
         if not isinstance(prefetch, int) or prefetch < 0:
             raise UserError(f"prefetch must be 0 or more, got {prefetch!r}")
-        return self._stream(prefetched(sources, _read_scan, prefetch))
+        return self._stream(prefetched(sources, read or _read_scan, prefetch))
 
     def _stream(self, items: Iterator[tuple[Any, Any]]) -> Iterator[tuple[Any, ScanResult | Exception]]:
         """Chunks of max_batch sources; on the GPU the next chunk is staged and queued while the current one runs

@@ -124,6 +124,23 @@ def test_stream_batches_by_max_batch(api_cache, reference):
     assert [len(r.detections) for r in out] == [0, len(reference(ALL_SCANS[0])), 0]
 
 
+def test_stream_reads_files_with_the_given_reader(detector):
+    """stream(read=...) reads each path with the caller's reader (infer passes its --point-dims reader this way):
+    here one that keeps every other point, compared with running those points directly."""
+    seen = []
+
+    def half(path):
+        seen.append(path.name)
+        return read_bin(path)[::2].copy()
+
+    out = list(detector.stream(ALL_SCANS[:2], prefetch=1, read=half))
+    assert sorted(seen) == sorted(p.name for p in ALL_SCANS[:2])
+    for (src, res), scan in zip(out, ALL_SCANS[:2]):
+        assert src is scan
+        np.testing.assert_array_equal(res.detections.as_array(), detector(read_bin(scan)[::2].copy()).as_array())
+    assert out[0][1].stats.points_in_range < detector.run(read_bin(ALL_SCANS[0])).stats.points_in_range  # it was used
+
+
 class FakeCai:
     """A device array as Numba/CuPy/torch describe one (CUDA Array Interface v3), on GPU `device`."""
 

@@ -123,36 +123,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _batches(det: Detector, scans: list[Path], read):
-    """(scan, (points, read stats, ScanResult) or the exception) in order: files are read on threads a batch
-    ahead while the detector runs batches of --batch scans; a batch the pipeline refuses runs scan by scan."""
-    from concurrent.futures import ThreadPoolExecutor
+    """(scan, (points, read stats, ScanResult) or the exception) in order, through Detector.stream: files are read
+    on threads two batches ahead, and on the GPU batch i+1 is staged and queued while batch i runs."""
+    kept: dict[Path, list] = {}  # (points, read stats) of the scans read and not yet reported (a path given twice: two)
+
+    def read_keep(scan: Path) -> np.ndarray:
+        got = read(scan)
+        kept.setdefault(scan, []).append(got)
+        return got[0]
 
     b = max(1, det.max_batch)
-    with ThreadPoolExecutor(max_workers=min(8, 2 * b)) as pool:
-        futures = {i: pool.submit(read, s) for i, s in enumerate(scans[:2 * b])}
-        for k in _progress(range(0, len(scans), b), len(scans), b):
-            for i in range(k + 2 * b, min(k + 3 * b, len(scans))):
-                futures[i] = pool.submit(read, scans[i])  # keep two batches of reads in flight
-            loaded = []
-            for i in range(k, min(k + b, len(scans))):
-                try:
-                    loaded.append((scans[i], futures.pop(i).result()))
-                except Exception as e:  # noqa: BLE001  reported by the caller
-                    loaded.append((scans[i], e))
-            ok = [(s, got) for s, got in loaded if not isinstance(got, Exception)]
-            try:
-                results = det.run_batch([pts for _, (pts, _) in ok]) if ok else []
-            except Exception:  # noqa: BLE001  find the scan at fault
-                results = []
-                for _, (pts, _) in ok:
-                    try:
-                        results.append(det.run(pts))
-                    except Exception as e:  # noqa: BLE001
-                        results.append(e)
-            res = dict(zip((s for s, _ in ok), results))
-            for s, got in loaded:
-                r = got if isinstance(got, Exception) else res[s]
-                yield s, (r if isinstance(r, Exception) else (*got, r))
+    for scan, res in _progress(det.stream(scans, prefetch=2 * b, read=read_keep), len(scans)):
+        got = kept[scan].pop() if kept.get(scan) else None
+        yield scan, (res if isinstance(res, Exception) else (*got, res))
 
 
 def _check_inputs(scans: list[Path], args: argparse.Namespace, read, failed: list[tuple[Path, str]]) -> dict[Path, Calib | None]:
@@ -197,18 +180,18 @@ def _summary(scans: list[Path], totals: list[float], failed: list[tuple[Path, st
     return 1
 
 
-def _progress(batches, n_scans: int, batch: int):
+def _progress(items, n_scans: int):
     """A progress bar (in scans) for long runs on a terminal."""
     if n_scans > 20 and sys.stderr.isatty():
         from tqdm import tqdm
 
         bar = tqdm(total=n_scans, unit="scan")
-        for k in batches:
-            yield k
-            bar.update(min(batch, n_scans - k))
+        for item in items:
+            yield item
+            bar.update(1)
         bar.close()
     else:
-        yield from batches
+        yield from items
 
 
 def _report_one(det: Detector, scan: Path, points: np.ndarray, rd, res, calib: Calib | None,
