@@ -11,6 +11,10 @@
 #   PART=kernels every kernel of a scan by name (FP16 graph, no compile), then the GPU pipeline tests
 #   PART=speed  single-scan FP16 variants (default, FP32 canvas, memcpy upload, uncompiled, OpenPCDet-style eager),
 #               FP32 TF32 compiled and strict FP32, throughput at B=8 and 32 (default, FP32 canvas)
+#   PART=check  (session 4) every kernel by name, the GPU pipeline tests, the API's GPU tests (README example too)
+#   PART=through (session 4) single-scan FP16, throughput at B=8 and 32 with and without the second device slot,
+#               then first detection of a warm second process
+#   PART=fp32   (session 4) FP32 with TF32 compiled (Inductor's FP32 tuning takes minutes on a fresh cache) and strict
 # Carry: .whlt and .devshared (see device_final.sh).
 set -o pipefail
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whlt/*.whl || exit 1
@@ -67,5 +71,20 @@ speed)
     --fp32-variants graph+compile --batches --out "$OUT/single_h200" 2>&1 | grep -v "$F" | tail -22 | tee "$OUT/bench.log"
   timeout 230 python3 bench/graph_bench.py $S $M --iters 640 --precisions fp16 --variants --batches 8 32 \
     --batch-variants default fp32-canvas --out "$OUT/batch_h200" 2>&1 | grep -v "$F" | grep "B=" | tee -a "$OUT/bench.log" ;;
+check)
+  timeout 100 python3 bench/kernel_profile.py $S $M --reps 120 2>&1 | grep -v "$F" | tee "$OUT/kernels.log"
+  timeout 300 python3 -m pytest -v -rs -s -p no:cacheprovider tests/test_gpu_device.py 2>&1 | grep -v "$F" | tee "$OUT/gpu_tests.log"
+  timeout 150 python3 -m pytest -v -rs -s -p no:cacheprovider tests/test_api_gpu.py 2>&1 | grep -v "$F" | tee "$OUT/api_tests.log" ;;
+through)
+  timeout 400 python3 bench/graph_bench.py $S $M --iters 400 --precisions fp16 --variants graph+compile \
+    --batches 8 32 --batch-variants default one-device-slot --out "$OUT/through_h200" 2>&1 | grep -v "$F" | tail -14 | tee "$OUT/bench.log"
+  echo "== first detection of a second process (warm caches)" | tee "$OUT/startup.log"
+  for run in fill warm; do s=$(date +%s%N)
+    env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=/tmp/pyc timeout 80 python3 bench/startup.py $S/000000.bin 2>&1 | grep -v "$F" | tail -8
+    echo "$run: $(( ($(date +%s%N) - s) / 1000000 )) ms whole process"; done 2>&1 | tee -a "$OUT/startup.log" ;;
+fp32)
+  timeout 560 python3 bench/graph_bench.py $S $M --iters 300 --precisions fp32 fp32-strict --variants graph+compile \
+    --fp32-variants graph+compile --batches --out "$OUT/fp32_h200" 2>&1 | grep -v "$F" | tail -20 | tee "$OUT/bench.log"
+  du -sh /tmp/ppcache/inductor 2>&1 | tee -a "$OUT/bench.log" ;;
 esac
 exit 0

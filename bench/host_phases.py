@@ -46,7 +46,7 @@ def main() -> int:
             cap = pipe.bucket(counts[0])
             src = pipe._stage_inputs([scan], counts)
             t1 = pc()
-            pipe._graphs[(1, cap, src)].replay(pipe.stream.handle)
+            pipe._graphs[(1, cap, src, 0, 0)].replay(pipe.stream.handle)
             t2 = pc()
             pipe.stream.synchronize()
             t3 = pc()

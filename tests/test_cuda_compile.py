@@ -42,7 +42,7 @@ sigs = {
                    A(f32, 3), I1, I1),
     pc._scores_hist: (A(f32, 1), I1, i64, f32, i64, A(f32, 1), I1, I1, I1, I1),
     pc._refine: (A(f32, 1), f32, i64, I1, I1, I1),
-    pc._compact: (A(f32, 1), f32, I1, A(i64, 1), A(u32, 1)),
+    pc._compact: (A(f32, 1), f32, I1, A(i64, 1), A(u32, 1), I1),
     pc._gather_ties: (I1, A(i64, 1), A(u32, 1), I1),
     pc._rank_decode: (I1, A(i64, 1), A(f32, 1), I1, A(f32, 1), A(f32, 1), A(f32, 2), i64, f32, f32, f32,
                       A(f32, 2), A(f32, 1), I1, I1),

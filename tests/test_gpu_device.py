@@ -185,7 +185,8 @@ def test_graph_equals_launch_by_launch(onnx_dir: Path) -> None:
 @pytest.mark.parametrize("pfn_kernel", [False, True], ids=["torch-pfn", "pfn-kernel"])
 def test_batch_equals_one_at_a_time(onnx_dir: Path, pfn_kernel: bool) -> None:
     """A batch of 4 runs each stage's per-scan kernels on four forked streams (the PFN on the main one): same
-    detections as one scan at a time, eager and replayed, for a smaller batch after a larger one, and overlapped."""
+    detections as one scan at a time, eager and replayed, for a smaller batch after a larger one, and overlapped
+    (consecutive batches on two device slots whose graphs run at the same time)."""
     cfg = PointPillarsConfig()
     _, gp = _pipelines(cfg, onnx_dir, max_batch=4, pfn_kernel=pfn_kernel)
     assert len(gp.lanes) == 4
@@ -205,6 +206,7 @@ def test_batch_equals_one_at_a_time(onnx_dir: Path, pfn_kernel: bool) -> None:
         batches = [[scans[i] for i in ix] if ix else [np.zeros((0, 4), np.float32)] for ix in order]
         for _ in range(2):
             got = list(gp.run_batches(batches))
+            assert len(gp.devs) == 2, "consecutive batches run side by side on two device slots"
             assert [len(r) for r in got] == [max(1, len(ix)) for ix in order]
             for ix, res in zip(order, got):
                 if not ix:

@@ -23,6 +23,9 @@ class Runner(ABC):
     #: runner that computes in FP16 channels-last asks for ("float16", "nhwc") so the pillar scatter writes that
     #: directly and no conversion runs between the scatter and the first convolution
     input_format: tuple[str, str] = ("float32", "nchw")
+    #: True when infer may run on two streams at once (no scratch memory of the runner's own): then the GPU pipeline
+    #: runs two batches side by side. A TensorRT execution context owns its activations, so it is not.
+    reentrant: bool = False
 
     def __init__(self) -> None:
         self.is_active = False

@@ -16,12 +16,19 @@ from numba import cuda, float32
 from pointpillars_trt.backends.base import Runner, ViewCache
 from pointpillars_trt.errors import UserError
 
-G = 4  # pillars per block
-F_MAX = 16  # input features per point (10 for PointPillars), padded to 16 in shared memory and registers
+G = 16  # pillars per block
+CPT = 4  # output channels per thread: each shared-memory load of a feature feeds CPT multiply-adds
+F_MAX = 12  # input features per point (10 for PointPillars, 11 with the distance), padded to 12 in shared memory
 M_MAX = 32  # points per pillar
-C_MAX = 256  # output channels (64 for PointPillars); G * C <= 1024 threads
+C_MAX = 256  # output channels (64 for PointPillars), a multiple of CPT; G * C / CPT <= 1024 threads
 SHF = G * M_MAX * F_MAX  # shared floats of one block's pillars
+WN = F_MAX * CPT  # weights a thread holds (registers)
 COUNT = "num_pillars"  # optional feed entry: int32 device array whose [0] is the pillar count
+
+
+def block_threads(channels: int) -> int:
+    """Threads of one pfn_kernel block for `channels` output channels: CPT channels of one of G pillars each."""
+    return G * channels // CPT
 
 
 @cuda.jit(cache=True)
@@ -30,25 +37,29 @@ def pfn_kernel(features, M, F, count, weight_t, shift, out):
 
     features is the flat [P * M * F] view of the [P, M, F] input: a block's G pillars are G * M * F consecutive
     floats, loaded coalesced into shared memory, each point padded to F_MAX features (zeros). Thread (pillar g,
-    channel c) holds its channel's F_MAX weights in registers (zero past F) and runs fully unrolled loops of constant
-    length, so each multiply-add costs one broadcast shared load: the first version indexed [C, F] weights in
-    shared memory (16-way bank conflicts) with runtime-length loops and took 0.15 ms for 20k-point scans."""
+    channels c0..c0+CPT-1) holds those channels' F_MAX weights in registers (zero past F) and runs fully unrolled
+    loops of constant length: one broadcast shared load per CPT multiply-adds. With one channel a thread the
+    kernel was bound by shared-load instructions (37 us per 20k-point scan on an H200, bench/results/); the first
+    version indexed [C, F] weights in shared memory (16-way bank conflicts) with runtime-length loops (0.15 ms)."""
     shf = cuda.shared.array(SHF, float32)
     C = weight_t.shape[1]
+    TP = C // CPT  # threads per pillar
     MF = M * F
     P = features.shape[0] // MF
     t = cuda.threadIdx.x
-    g = t // C
-    c = t - g * C
-    w = cuda.local.array(F_MAX, float32)
+    g = t // TP
+    c0 = (t - g * TP) * CPT
+    w = cuda.local.array(WN, float32)
     for f in range(F_MAX):
-        w[f] = weight_t[f, c] if f < F else float32(0.0)
+        for j in range(CPT):
+            w[f * CPT + j] = weight_t[f, c0 + j] if f < F else float32(0.0)
     for e in range(t, SHF, cuda.blockDim.x):
         shf[e] = float32(0.0)  # the padding columns stay zero
-    sh = shift[c]
     num = count[0]
     if num > P:
         num = P
+    best = cuda.local.array(CPT, float32)
+    acc = cuda.local.array(CPT, float32)
     base = cuda.blockIdx.x * G
     while base < num:
         cuda.syncthreads()
@@ -63,17 +74,23 @@ def pfn_kernel(features, M, F, count, weight_t, shift, out):
         p = base + g
         if p < num:
             off = g * M * F_MAX  # rows staged as (pillar q, point k) -> q * M + k
-            best = float32(-3.4e38)
+            for j in range(CPT):
+                best[j] = float32(-3.4e38)
             for k in range(M_MAX):
                 if k < M:
                     row = off + k * F_MAX
-                    acc = float32(0.0)
+                    for j in range(CPT):
+                        acc[j] = float32(0.0)
                     for f in range(F_MAX):
-                        acc += shf[row + f] * w[f]
-                    if acc > best:
-                        best = acc
-            v = best + sh
-            out[p, c] = v if v > float32(0.0) else float32(0.0)
+                        x = shf[row + f]
+                        for j in range(CPT):
+                            acc[j] += x * w[f * CPT + j]
+                    for j in range(CPT):
+                        if acc[j] > best[j]:
+                            best[j] = acc[j]
+            for j in range(CPT):
+                v = best[j] + shift[c0 + j]
+                out[p, c0 + j] = v if v > float32(0.0) else float32(0.0)
         base += cuda.gridDim.x * G
 
 
@@ -93,14 +110,16 @@ class NumbaPfnRunner(Runner):
     name = "numba-pfn"
     device = "cuda"
     accepts_counts = True  # the pipeline passes its device-side pillar count in the feed
+    reentrant = True  # weights are read-only, no scratch
 
     def __init__(self, vfe: Any, input_name: str, output_name: str, max_blocks: int = 1024) -> None:
         super().__init__()
         w, self._b = fold_pfn(vfe.eval())
         C, F = w.shape
         self._w = np.ascontiguousarray(w.T)  # [F, C]: see pfn_kernel
-        if C > C_MAX or F > F_MAX or G * C > 1024:
-            raise UserError(f"the PFN kernel supports up to {C_MAX} filters and {F_MAX} input features, got {C} and {F}")
+        if C > C_MAX or C % CPT or F > F_MAX:
+            raise UserError(f"the PFN kernel supports up to {C_MAX} filters (a multiple of {CPT}) and {F_MAX} input "
+                            f"features, got {C} and {F}")
         self._in, self._out = input_name, output_name
         self.max_blocks = int(max_blocks)
         self._cached_view = ViewCache(lambda buf, cai: cuda.from_cuda_array_interface(cai, owner=buf, sync=False))
@@ -140,4 +159,4 @@ class NumbaPfnRunner(Runner):
         if M > M_MAX or F != self._w.shape[0]:
             raise UserError(f"the PFN kernel takes [P, <={M_MAX}, {self._w.shape[0]}] features, got {tuple(x.shape)}")
         blocks = max(1, min(self.max_blocks, (P + G - 1) // G))
-        pfn_kernel[blocks, G * self._w.shape[1], s](x.reshape(P * M * F), M, F, count, self.weight, self.shift, y)
+        pfn_kernel[blocks, block_threads(self._w.shape[1]), s](x.reshape(P * M * F), M, F, count, self.weight, self.shift, y)

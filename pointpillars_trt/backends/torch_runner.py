@@ -49,6 +49,7 @@ class TorchRunner(Runner):
     name = "torch"
     device = "cuda"
     graph_capture = "torch"  # the pipeline captures through torch.cuda.graph (torch allocates during capture)
+    reentrant = True  # scratch from torch's allocator, per stream (per graph pool inside a graph)
 
     def __init__(self, module: Any, input_name: str, output_names: tuple[str, ...], precision: str = "fp32", *,
                  compile: bool = False, tf32: bool = True, cache_dir: str | Path | None = None,

@@ -23,11 +23,11 @@ from pointpillars_trt.io.detections import Detections
 from pointpillars_trt.model import tensor_names as tn
 from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.pipelines.cpu import STAGES, ScanResult
-from pointpillars_trt.pipelines.cuda_runtime import DeviceBuffer, Event, Stream
+from pointpillars_trt.pipelines.cuda_runtime import Stream
 from pointpillars_trt.pipelines.graphs import make_graph
 from pointpillars_trt.pipelines.inputs import DevicePoints
-from pointpillars_trt.pipelines.seam import BufferAllocator, numba_stream, numba_view
-from pointpillars_trt.pipelines.slots import EVENTS, ROW, HostSlot, Item
+from pointpillars_trt.pipelines.seam import numba_view
+from pointpillars_trt.pipelines.slots import EVENTS, ROW, DeviceSlot, HostSlot, Item
 from pointpillars_trt.plugins.pillar_scatter import clear_pillars, scatter_pillars
 from pointpillars_trt.stages.postprocess_cuda import HEADER
 from pointpillars_trt.stages.upload_cuda import upload_points
@@ -65,7 +65,7 @@ class GpuPipeline:
 
     def __init__(self, cfg: PointPillarsConfig, pfn_runner: Runner, rpn_runner: Runner, max_batch: int = 1,
                  max_points: int = DEFAULT_MAX_POINTS, graph: bool = True, max_graphs: int = 24,
-                 concurrent: bool = True, upload_kernel: bool = True) -> None:
+                 concurrent: bool = True, upload_kernel: bool = True, overlap_batches: bool = True) -> None:
         require_gpu_stack()
         from numba import config as numba_config
 
@@ -79,41 +79,17 @@ class GpuPipeline:
         self.max_batch, self.max_points = int(max_batch), int(max_points)
         self.use_graph, self.max_graphs = bool(graph), int(max_graphs)
         self.buckets = point_buckets(self.max_points)
-        self.stream = Stream()
-        self._ns = numba_stream(self.stream.handle)
-        self.alloc = alloc = BufferAllocator()
-        nx, ny, _ = cfg.grid_size
-        fx, fy = cfg.feature_map_size
-        ch = cfg.head_channels
-        B, P = self.max_batch, cfg.max_pillars
-        self.counts = DeviceBuffer((B,), np.int32)
-        self._counts_nb = numba_view(self.counts)
-        self.upload_kernel = bool(upload_kernel)
-        self.pillar_features = DeviceBuffer((B, P, cfg.pfn_filters), np.float32)
-        # the RPN input in the format its runner computes in (FP32 NCHW, or FP16 NHWC for the torch FP16 RPN); the
-        # scatter sees it as [B, C, ny, nx] either way (a strided view) and writes it directly
-        dtype, self._canvas_layout = rpn_runner.input_format
-        nhwc = self._canvas_layout == "nhwc"
-        C = cfg.pfn_filters
-        self.canvas = DeviceBuffer((B, ny, nx, C) if nhwc else (B, C, ny, nx), np.dtype(dtype))
-        self._canvas_nb = numba_view(self.canvas, (0, 3, 1, 2) if nhwc else None)
-        self.heads = {name: DeviceBuffer((B, fy, fx, ch[k]), np.float32)
-                      for name, k in zip(tn.RPN_OUTPUTS, ("cls", "box", "dir"))}
-        self._nout = nout = HEADER + cfg.max_det * ROW
-        self.out = DeviceBuffer((B, nout), np.float32)
-        self.slots = [HostSlot(B, self.max_points, nout)]  # a second one on the first run_batches
+        self._nout = HEADER + cfg.max_det * ROW
+        self.upload_kernel, self.concurrent = bool(upload_kernel), bool(concurrent)
+        self.canvas_format = rpn_runner.input_format  # FP32 NCHW, or FP16 NHWC for the torch FP16 RPN
+        self.devs = [self._device_slot()]  # a second one on the first run_batches (overlap_batches)
+        d = self.devs[0]  # the single-scan path's slot, by its old names (tests and benches use them)
+        self.stream, self._ns, self.alloc, self.items = d.stream, d.ns, d.alloc, d.items
+        self.counts, self.canvas, self.heads, self.out, self.lanes = d.counts, d.canvas, d.heads, d.out, d.lanes
+        self.overlap_batches = bool(overlap_batches) and all(getattr(r, "reentrant", False) for r in (pfn_runner,
+                                                                                                    rpn_runner))
+        self.slots = [HostSlot(self.max_batch, self.max_points, self._nout)]  # a second one on the first run_batches
         self._last = self.slots[0]  # the slot whose results were read last (times())
-        self.items = [Item(b, cfg, alloc, self.max_points, self.counts, self.pillar_features, self.heads, self.out)
-                      for b in range(B)]
-        self._wait_event = Event()
-        # concurrent: in a batch, each slot's kernels of a stage run on a stream of their own, forked from the main
-        # stream and joined back before the next stage (parallel branches of the captured graph). The per-scan
-        # kernels are latency-bound (one-block NMS walk, 16-block decode, a dense pillar's ranking), so slots
-        # overlap instead of queueing; per-stage events stay meaningful because every stage joins.
-        self.lanes = [Stream() for _ in range(B)] if concurrent and B > 1 else []
-        self._lane_ns = [numba_stream(lane.handle) for lane in self.lanes]
-        self._fork = [Event() for _ in self.lanes]
-        self._join = [Event() for _ in self.lanes]
         self._graphs: OrderedDict[tuple, Any] = OrderedDict()
         self._graph_kind = "torch" if "torch" in (getattr(pfn_runner, "graph_capture", ""),
                                                   getattr(rpn_runner, "graph_capture", "")) else "cuda"
@@ -122,6 +98,13 @@ class GpuPipeline:
         self.replays = 0
         self.captures = 0
         self._capturing = False
+
+    def _device_slot(self) -> DeviceSlot:
+        return DeviceSlot(self.cfg, self.max_batch, self.max_points, self.canvas_format, self._nout, self.concurrent)
+
+    def _dev(self, slot: int) -> DeviceSlot:
+        """The device slot host slot `slot` runs on (all on the first unless batches overlap)."""
+        return self.devs[slot if slot < len(self.devs) else 0]
 
     # ---- lifetime -------------------------------------------------------------
     def __enter__(self) -> "GpuPipeline":
@@ -137,7 +120,8 @@ class GpuPipeline:
 
     def __exit__(self, *exc: object) -> None:
         self.close_graphs()
-        self.stream.synchronize()
+        for d in self.devs:
+            d.stream.synchronize()
         self.pfn.__exit__(*exc)
         self.rpn.__exit__(*exc)
 
@@ -165,16 +149,16 @@ class GpuPipeline:
         """The smallest capacity that holds n points."""
         return next(c for c in self.buckets if c >= n)
 
-    def _stage_inputs(self, scans: Sequence[Any], counts: list[int], hs: HostSlot) -> str:
+    def _stage_inputs(self, scans: Sequence[Any], counts: list[int], hs: HostSlot, ds: DeviceSlot) -> str:
         """Host scans into hs's pinned memory; device scans copied D2D into their batch slot now (after the
         producer's stream), so the graph never reads foreign memory. Returns the graph's source key."""
-        s = self.stream
+        s = ds.stream
         device = any(isinstance(x, DevicePoints) for x in scans)
         hs.counts.array[: len(scans)] = counts
         for b, (scan, n) in enumerate(zip(scans, counts)):
-            item = self.items[b]
+            item = ds.items[b]
             if isinstance(scan, DevicePoints):
-                s.wait_for(scan.stream, self._wait_event)
+                s.wait_for(scan.stream, ds.wait_event)
                 s.d2d_rows(item.points, scan.ptr, scan.row_stride_bytes, 16, n)
                 self.transfers["d2d"] += 16 * n
             else:
@@ -188,17 +172,17 @@ class GpuPipeline:
     def enqueue(self, batch: int, capacity: int, source: str = "host", slot: int = 0) -> None:
         """Enqueue every stage for `batch` scans of up to `capacity` points, staged in host slot `slot`
         (no sync, no host-side counts)."""
-        hs = self.slots[slot]
-        ev, s, cap_ = hs.events, self.stream, self._capturing
-        items = self.items[:batch]
+        hs, ds = self.slots[slot], self._dev(slot)
+        ev, s, cap_ = hs.events, ds.stream, self._capturing
+        items = ds.items[:batch]
+        each = lambda work, fork=True: self._each(ds, items, work, fork)  # noqa: E731
         cap_p = items[0].vox.pillar_capacity(capacity)
         ev["start"].record_timing(s, cap_)
         if self.upload_kernel:  # exactly n points read from the mapped pinned slot (stages/upload_cuda.py)
-            self._each(items, lambda it, st, nst: upload_points(hs.src_counts, hs.src_points[it.b], it.b,
-                                                                source == "host", self._counts_nb, it.points_flat,
-                                                                capacity, nst))
+            each(lambda it, st, nst: upload_points(hs.src_counts, hs.src_points[it.b], it.b, source == "host",
+                                                   ds.counts_nb, it.points_flat, capacity, nst))
         else:  # copies of fixed size: the whole capacity bucket
-            s.h2d(self.counts, hs.counts.array, 4 * batch)
+            s.h2d(ds.counts, hs.counts.array, 4 * batch)
             if source == "host":
                 for b, it in enumerate(items):
                     s.h2d(it.points, hs.points.array[b], 16 * capacity)
@@ -206,10 +190,10 @@ class GpuPipeline:
 
         def voxelize(it: Item, st: Stream, nst: Any) -> None:
             # zero the canvas cells the slot's last scan wrote (its coords/count, before voxelize overwrites them)
-            clear_pillars(it.vox.buf.coords, it.vox.buf.num_pillars, self._canvas_nb, cap_p, nst)
+            clear_pillars(it.vox.buf.coords, it.vox.buf.num_pillars, ds.canvas_nb, cap_p, nst)
             it.vox.enqueue(capacity, nst)
 
-        self._each(items, voxelize)
+        each(voxelize)
         ev["voxelize"].record_timing(s, cap_)
         counts = getattr(self.pfn, "accepts_counts", False)  # a runner that can skip rows >= P gets P's address
 
@@ -222,38 +206,38 @@ class GpuPipeline:
         # the PFN stays on the main stream: torch's allocates during capture, and the PFN kernel forked onto the lanes
         # broke the next capture (cuDNN internal error in the RPN, H200) while gaining little: it is work-bound
         # (1.21 ms for 32 scans one after another, 1.48 ms of kernel time forked, bench/results/)
-        self._each(items, pfn, fork=False)
+        each(pfn, fork=False)
         ev["pfn"].record_timing(s, cap_)
-        self._each(items, lambda it, st, nst: scatter_pillars(it.pf_nb, it.vox.buf.coords, it.vox.buf.num_pillars,
-                                                              self._canvas_nb, cap_p, nst))
+        each(lambda it, st, nst: scatter_pillars(it.pf_nb, it.vox.buf.coords, it.vox.buf.num_pillars, ds.canvas_nb,
+                                                 cap_p, nst))
         ev["scatter"].record_timing(s, cap_)
-        self.rpn.infer({tn.RPN_INPUT: self.canvas[:batch]}, {k: v[:batch] for k, v in self.heads.items()}, s.handle)
+        self.rpn.infer({tn.RPN_INPUT: ds.canvas[:batch]}, {k: v[:batch] for k, v in ds.heads.items()}, s.handle)
         ev["rpn"].record_timing(s, cap_)
-        self._each(items, lambda it, st, nst: it.post.enqueue(it.heads, it.vox.buf.num_pillars, it.vox.buf.stats,
-                                                              it.header, it.dets, nst))
+        each(lambda it, st, nst: it.post.enqueue(it.heads, it.vox.buf.num_pillars, it.vox.buf.stats, it.header,
+                                                 it.dets, nst))
         ev["postprocess"].record_timing(s, cap_)
-        s.d2h(hs.out.array, self.out, self.out.nbytes // self.max_batch * batch)
+        s.d2h(hs.out.array, ds.out, ds.out.nbytes // self.max_batch * batch)
         ev["d2h"].record_timing(s, cap_)
 
-    def _each(self, items: Sequence[Item], work: Any, fork: bool = True) -> None:
-        """work(item, stream, numba_stream) for every slot: one after another on the main stream, or (lanes, more
-        than one slot) each slot on its own lane, forked from the main stream and joined back into it."""
-        if not (fork and self.lanes and len(items) > 1):
+    def _each(self, ds: DeviceSlot, items: Sequence[Item], work: Any, fork: bool = True) -> None:
+        """work(item, stream, numba_stream) for every item: one after another on the slot's stream, or (lanes, more
+        than one item) each item on its own lane, forked from the slot's stream and joined back into it."""
+        if not (fork and ds.lanes and len(items) > 1):
             for it in items:
-                work(it, self.stream, self._ns)
+                work(it, ds.stream, ds.ns)
             return
         for b, it in enumerate(items):
-            self.lanes[b].wait_for(self.stream.handle, self._fork[b])
-            work(it, self.lanes[b], self._lane_ns[b])
+            ds.lanes[b].wait_for(ds.stream.handle, ds.fork[b])
+            work(it, ds.lanes[b], ds.lane_ns[b])
         for b in range(len(items)):
-            self.stream.wait_for(self.lanes[b].handle, self._join[b])
+            ds.stream.wait_for(ds.lanes[b].handle, ds.join[b])
 
     def _count(self, counts: list[int], capacity: int, source: str) -> None:
         batch = len(counts)
         self.transfers["h2d_meta"] += 4 * batch
         if source == "host":
             self.transfers["h2d"] += 16 * (sum(counts) if self.upload_kernel else capacity * batch)
-        self.transfers["d2h"] += self.out.nbytes // self.max_batch * batch
+        self.transfers["d2h"] += 4 * self._nout * batch
 
     def run_batch(self, scans: Sequence[Any], keep_on_device: bool = False) -> list[ScanResult]:
         """Detect objects in up to max_batch scans (NumPy [N, >=4] float32 or DevicePoints): one sync."""
@@ -265,10 +249,14 @@ class GpuPipeline:
 
     def run_batches(self, batches: Iterable[Sequence[Any]], keep_on_device: bool = False) -> Iterator[list[ScanResult]]:
         """Results of each batch, in order, with the host and the GPU overlapped: batch i+1 is staged into the
-        other pinned slot and queued while batch i runs, and batch i's results are read while i+1 runs. Each
-        batch's results are yielded before the slot they came from is reused (the next-but-one batch)."""
+        other pinned slot and queued while batch i runs, and batch i's results are read while i+1 runs. With
+        overlap_batches (runners that may run twice at once), batch i+1 also runs on a second device slot and
+        stream, so its graph runs beside batch i's on the GPU. Each batch's results are yielded before the slot
+        they came from is reused (the next-but-one batch)."""
         if len(self.slots) == 1:
             self.slots.append(HostSlot(self.max_batch, self.max_points, self._nout))
+        if self.overlap_batches and len(self.devs) == 1:
+            self.devs.append(self._device_slot())
         pending, k = None, 0
         for scans in batches:
             launched = self._launch(scans, k)
@@ -286,21 +274,21 @@ class GpuPipeline:
         counts = [self.check(x) for x in scans]
         if len(scans) == 1 and counts[0] == 0:  # nothing to detect: no GPU work (as the CPU pipeline)
             return slot, 0
-        hs = self.slots[slot]
+        hs, ds = self.slots[slot], self._dev(slot)
         batch, cap = len(scans), self.bucket(max(counts))
-        source = self._stage_inputs(scans, counts, hs)
-        key = (batch, cap, source, slot)
+        source = self._stage_inputs(scans, counts, hs, ds)
+        key = (batch, cap, source, slot, self.devs.index(ds))
         g = self._graphs.get(key) if self.use_graph else None
         if g is not None:
             self._graphs.move_to_end(key)
-            g.replay(self.stream.handle)
+            g.replay(ds.stream.handle)
             self.replays += 1
         else:
-            self.enqueue(*key)  # the first batch of a shape runs eagerly: it also warms everything up
+            self.enqueue(*key[:4])  # the first batch of a shape runs eagerly: it also warms everything up
         self._count(counts, cap, source)
-        hs.done.record(self.stream)
+        hs.done.record(ds.stream)
         if self.use_graph and g is None:
-            self.stream.synchronize()
+            ds.stream.synchronize()
             self._capture(key)
         return slot, batch
 
@@ -310,31 +298,34 @@ class GpuPipeline:
         if batch == 0:
             return [ScanResult(Detections.empty(), VoxelStats(0, 0, 0, 0, 0), {k: 0.0 for k in (*STAGES, "total")})]
         hs = self.slots[slot]
-        self.stream.synchronize_to(hs.done)
+        self._dev(slot).stream.synchronize_to(hs.done)
         self._last = hs
-        return [self._result(hs, b, keep_on_device) for b in range(batch)]
+        t = self.times()  # one reading of the batch's events, shared by its scans
+        return [self._result(hs, b, keep_on_device, dict(t)) for b in range(batch)]
 
     def _capture(self, key: tuple) -> None:
         """Capture the work of `key` into a graph (nothing runs), evicting the least recently used beyond max_graphs."""
         while len(self._graphs) >= self.max_graphs:
             self._graphs.popitem(last=False)[1].free()
-        g = make_graph(self._graph_kind)
+        dev = key[4]
+        g = make_graph(self._graph_kind, pool=dev)  # graphs that may run at once never share memory
         self._capturing = True
         try:
-            g.capture(self.stream.handle, lambda: self.enqueue(*key))
+            g.capture(self.devs[dev].stream.handle, lambda: self.enqueue(*key[:4]))
         finally:
             self._capturing = False
         self._graphs[key] = g
         self.captures += 1
 
-    def _result(self, hs: HostSlot, b: int, keep_on_device: bool) -> ScanResult:
+    def _result(self, hs: HostSlot, b: int, keep_on_device: bool, times: dict[str, float]) -> ScanResult:
         row = hs.out.array[b]
         h = row[:HEADER].view(np.int32)
         ndet = int(h[0])
         stats = VoxelStats(int(h[1]), int(h[2]), int(h[3]), int(h[4]), int(h[5]))
         dets = Detections.from_array(row[HEADER: HEADER + ndet * ROW].reshape(ndet, ROW).copy())
-        dev = self.out.view((ndet, ROW), np.float32, self.items[b].out_offset + HEADER * 4) if keep_on_device else None
-        return ScanResult(dets, stats, self.times(), device_rows=dev)
+        ds = self._dev(self.slots.index(hs))
+        dev = ds.out.view((ndet, ROW), np.float32, ds.items[b].out_offset + HEADER * 4) if keep_on_device else None
+        return ScanResult(dets, stats, times, device_rows=dev)
 
     def times(self) -> dict[str, float]:
         """Seconds per stage of the last batch read (CUDA events, inside the graph when replayed), plus total."""
@@ -355,7 +346,7 @@ class GpuPipeline:
 
         cuda.synchronize()
         c = numba_view(self.canvas)[b: b + 1].copy_to_host().astype(np.float32)
-        return c.transpose(0, 3, 1, 2).copy() if self._canvas_layout == "nhwc" else c
+        return c.transpose(0, 3, 1, 2).copy() if self.canvas_format[1] == "nhwc" else c
 
     def snapshot(self, b: int = 0) -> dict[str, Any]:
         """Host copies of slot b's last intermediate buffers (syncs; for tests, never on the hot path)."""

@@ -44,22 +44,24 @@ class CudaGraph:
 
 
 class TorchGraph:
-    """A graph captured through torch.cuda.graph on the pipeline's stream; all graphs share one memory pool."""
+    """A graph captured through torch.cuda.graph on the pipeline's stream. Graphs of one pool share its memory,
+    which is only safe for graphs that never run at the same time: one pool per device slot (stream)."""
 
-    _pool: Any = None
+    _pools: dict[int, Any] = {}
 
-    def __init__(self) -> None:
+    def __init__(self, pool: int = 0) -> None:
         import torch
 
         self._torch = torch
         self._g = torch.cuda.CUDAGraph()
-        if TorchGraph._pool is None:
-            TorchGraph._pool = torch.cuda.graph_pool_handle()
+        if pool not in TorchGraph._pools:
+            TorchGraph._pools[pool] = torch.cuda.graph_pool_handle()
+        self._pool = TorchGraph._pools[pool]
 
     def capture(self, stream: int, enqueue: Callable[[], None]) -> None:
         torch = self._torch
         s = torch.cuda.ExternalStream(stream)
-        with torch.cuda.graph(self._g, pool=TorchGraph._pool, stream=s, capture_error_mode="thread_local"):
+        with torch.cuda.graph(self._g, pool=self._pool, stream=s, capture_error_mode="thread_local"):
             enqueue()
 
     def replay(self, stream: int) -> None:
@@ -72,6 +74,6 @@ class TorchGraph:
         self._g.reset()
 
 
-def make_graph(kind: str) -> CudaGraph | TorchGraph:
-    """'torch' when a runner allocates through torch during capture, else 'cuda'."""
-    return TorchGraph() if kind == "torch" else CudaGraph()
+def make_graph(kind: str, pool: int = 0) -> CudaGraph | TorchGraph:
+    """'torch' when a runner allocates through torch during capture (in memory pool `pool`), else 'cuda'."""
+    return TorchGraph(pool) if kind == "torch" else CudaGraph()

@@ -1,5 +1,6 @@
 """The GPU pipeline's per-scan and per-batch state: Item (one batch slot's stages and views of the shared device
-buffers) and HostSlot (the pinned host memory and events of one batch in flight)."""
+buffers), DeviceSlot (the device buffers, stream and lanes one batch runs on) and HostSlot (the pinned host memory
+and events of one batch in flight)."""
 from __future__ import annotations
 
 from typing import Any
@@ -8,8 +9,8 @@ import numpy as np
 
 from pointpillars_trt.model import tensor_names as tn
 from pointpillars_trt.model.config import PointPillarsConfig
-from pointpillars_trt.pipelines.cuda_runtime import DeviceBuffer, Event, PinnedBuffer
-from pointpillars_trt.pipelines.seam import BufferAllocator, numba_view
+from pointpillars_trt.pipelines.cuda_runtime import DeviceBuffer, Event, PinnedBuffer, Stream
+from pointpillars_trt.pipelines.seam import BufferAllocator, numba_stream, numba_view
 from pointpillars_trt.stages.anchors import make_anchors
 from pointpillars_trt.stages.postprocess_cuda import HEADER, GpuPostprocess, HeadViews
 from pointpillars_trt.stages.voxelize_cuda import GpuVoxelizer
@@ -45,6 +46,43 @@ class Item:
         self.header = numba_view(out.view((HEADER,), np.int32, row0))
         self.dets = numba_view(out.view((cfg.max_det, ROW), np.float32, row0 + HEADER * 4))
         self.out_offset = row0
+
+
+class DeviceSlot:
+    """Everything one batch runs on: a stream, the device buffers the stages share (counts, pillar features, the
+    RPN's canvas in its runner's input format, heads, result rows), each batch item's stages (Item) and, with
+    `concurrent`, one lane (stream) per item. A second DeviceSlot lets run_batches run batch i+1's graph on its own
+    stream while batch i's is still running, so one batch's latency-bound kernels fill the gaps of the other's."""
+
+    def __init__(self, cfg: PointPillarsConfig, max_batch: int, max_points: int, canvas_format: tuple[str, str],
+                 nout: int, concurrent: bool) -> None:
+        nx, ny, _ = cfg.grid_size
+        fx, fy = cfg.feature_map_size
+        ch = cfg.head_channels
+        B, P, C = max_batch, cfg.max_pillars, cfg.pfn_filters
+        self.stream = Stream()
+        self.ns = numba_stream(self.stream.handle)
+        self.alloc = alloc = BufferAllocator()
+        self.counts = DeviceBuffer((B,), np.int32)
+        self.counts_nb = numba_view(self.counts)
+        self.pillar_features = DeviceBuffer((B, P, C), np.float32)
+        # the scatter sees the canvas as [B, C, ny, nx] in either layout (a strided view) and writes it directly
+        dtype, layout = canvas_format
+        nhwc = layout == "nhwc"
+        self.canvas = DeviceBuffer((B, ny, nx, C) if nhwc else (B, C, ny, nx), np.dtype(dtype))
+        self.canvas_nb = numba_view(self.canvas, (0, 3, 1, 2) if nhwc else None)
+        self.heads = {name: DeviceBuffer((B, fy, fx, ch[k]), np.float32)
+                      for name, k in zip(tn.RPN_OUTPUTS, ("cls", "box", "dir"))}
+        self.out = DeviceBuffer((B, nout), np.float32)
+        self.items = [Item(b, cfg, alloc, max_points, self.counts, self.pillar_features, self.heads, self.out)
+                      for b in range(B)]
+        self.wait_event = Event()
+        # concurrent: in a batch, each item's kernels of a stage run on a lane of their own, forked from the stream
+        # and joined back before the next stage (parallel branches of the captured graph)
+        self.lanes = [Stream() for _ in range(B)] if concurrent and B > 1 else []
+        self.lane_ns = [numba_stream(lane.handle) for lane in self.lanes]
+        self.fork = [Event() for _ in self.lanes]
+        self.join = [Event() for _ in self.lanes]
 
 
 class HostSlot:

@@ -1,12 +1,16 @@
 """Head outputs -> detections on the GPU (Numba CUDA), the same semantics as postprocess.py, seven launches.
 
-1. scores: sigmoid of the max logit + label per anchor; histogram of the float
-   bits of candidates (score >= thresh) on their high bits; the last block to
-   finish picks the bucket that holds the K-th best score.
-2. refine: histogram of the low bits inside that bucket; the last block gets
-   the exact K-th score and how many ties at it are to be kept (m).
+1. scores: sigmoid of the max logit + label per anchor; a count of the
+   candidates (score >= thresh) and a histogram of their float bits on the
+   high bits; the last block to finish picks the bucket that holds the K-th
+   best score, only when there are more than K candidates (else no K-th score:
+   every candidate is kept and the histogram is not read).
+2. refine (returns at once without a K-th bucket): histogram of the low bits
+   inside that bucket; the last block gets the exact K-th score and how many
+   ties at it are to be kept (m).
 3. compact: candidates above the K-th score go to a list (any order); ties go
-   to a bitmap by anchor index.
+   to a bitmap by anchor index; without a K-th bucket, each candidate zeroes
+   its histogram bin (draining 8193 bins in one block cost ~20 us a scan).
 4. ties (one block): the first m ties in index order join the list.
 5. rank + decode (K/32 blocks of 256 threads; blocks past n return at once):
    rank = number of larger keys (score bits << 32 | ~index) gives exactly the
@@ -46,7 +50,7 @@ CH1 = (NB1 + TPB - 1) // TPB
 CH2 = (NB2 + TPB - 1) // TPB
 MIN_THRESH = float(np.int32(LO).view(np.float32))
 # sel slots
-S_B1, S_ABOVE1, S_TOTAL, S_KTH, S_M, S_NLIST = 0, 1, 2, 3, 4, 5
+S_B1, S_ABOVE1, S_TOTAL, S_KTH, S_M, S_NLIST, S_ACC = 0, 1, 2, 3, 4, 5, 6
 HEADER = 8  # int32 words before the detection rows in the output buffer
 # compile-time limits of the module-level kernels (shared-memory sizes); the config is checked against them
 T_MAX = 1024  # threads of the one-block tie gathering
@@ -123,9 +127,13 @@ def _bucket_of(part, bins, CH, NB, need):
 def _scores_hist(cls, num_pillars, NC, THR, K, scores, labels, hist1, sel, done):
     bins = cuda.shared.array(NB1, int32)
     part = cuda.shared.array(TPB, int32)
+    cnt = cuda.shared.array(1, int32)
     a = cuda.grid(1)
     t = cuda.threadIdx.x
     A = scores.shape[0]
+    if t == 0:
+        cnt[0] = 0
+    cuda.syncthreads()
     if a < A:
         s = float32(0.0)
         best = 0
@@ -136,29 +144,41 @@ def _scores_hist(cls, num_pillars, NC, THR, K, scores, labels, hist1, sel, done)
         labels[a] = best + 1
         if s >= THR:
             cuda.atomic.add(hist1, (f32_bits(s) - LO) >> SHIFT, 1)
+            cuda.atomic.add(cnt, 0, 1)
+    cuda.syncthreads()
+    if t == 0 and cnt[0] > 0:
+        cuda.atomic.add(sel, S_ACC, cnt[0])
     if _last_block(done):
-        _drain_histogram(hist1, bins, part, t, CH1, NB1)
         if t == 0:
-            total = 0
-            for q in range(TPB):
-                total += part[q]
-            sel[S_TOTAL] = total
-            sel[S_B1] = -1
-            sel[S_ABOVE1] = 0
-            if total > K:
+            cnt[0] = cuda.atomic.exch(sel, S_ACC, 0)  # every block's count is in (threadfence in _last_block)
+        cuda.syncthreads()
+        total = cnt[0]
+        if total > K:  # a selection is needed: drain the histogram (zeroing it) and find the K-th score's bucket
+            _drain_histogram(hist1, bins, part, t, CH1, NB1)
+            if t == 0:
                 b, cum = _bucket_of(part, bins, CH1, NB1, K)
                 sel[S_B1] = b
                 sel[S_ABOVE1] = cum
+        elif t == 0:  # every candidate is kept: no K-th score (_refine returns at once, _compact zeroes the bins)
+            sel[S_B1] = -1
+            sel[S_ABOVE1] = 0
+            sel[S_KTH] = 0
+            sel[S_M] = 0
+        if t == 0:
+            sel[S_TOTAL] = total
+
 
 @cuda.jit(cache=True)
 def _refine(scores, THR, K, sel, hist2, done):
     bins = cuda.shared.array(NB2, int32)
     part = cuda.shared.array(TPB, int32)
+    b1 = sel[S_B1]
+    if b1 < 0:  # no more candidates than K (the usual case): the same in every block, so no block waits for another
+        return
     a = cuda.grid(1)
     t = cuda.threadIdx.x
-    b1 = sel[S_B1]
     A = scores.shape[0]
-    if a < A and b1 >= 0:
+    if a < A:
         s = scores[a]
         if s >= THR:
             bits = f32_bits(s) - LO
@@ -167,16 +187,14 @@ def _refine(scores, THR, K, sel, hist2, done):
     if _last_block(done):
         _drain_histogram(hist2, bins, part, t, CH2, NB2)
         if t == 0:
-            sel[S_KTH] = 0
-            sel[S_M] = 0
-            if b1 >= 0:
-                need = K - sel[S_ABOVE1]
-                b, cum = _bucket_of(part, bins, CH2, NB2, need)
-                sel[S_KTH] = LO + (b1 << SHIFT) + b
-                sel[S_M] = need - cum
+            need = K - sel[S_ABOVE1]
+            b, cum = _bucket_of(part, bins, CH2, NB2, need)
+            sel[S_KTH] = LO + (b1 << SHIFT) + b
+            sel[S_M] = need - cum
+
 
 @cuda.jit(cache=True)
-def _compact(scores, THR, sel, cand, bitmap):
+def _compact(scores, THR, sel, cand, bitmap, hist1):
     a = cuda.grid(1)
     if a < scores.shape[0]:
         s = scores[a]
@@ -188,6 +206,9 @@ def _compact(scores, THR, sel, cand, bitmap):
                 cand[pos] = (int64(bits) << 32) | int64(0xFFFFFFFF - a)
             elif bits == kth:
                 cuda.atomic.or_(bitmap, a >> 5, uint32(1) << uint32(a & 31))
+            if sel[S_B1] < 0:  # the histogram was not drained: zero the bins this scan touched
+                hist1[(bits - LO) >> SHIFT] = 0
+
 
 @cuda.jit(cache=True)
 def _gather_ties(sel, cand, bitmap, nsel):
@@ -353,7 +374,7 @@ class GpuPostprocess:
         _scores_hist[nb, TPB, stream](heads.cls, num_pillars, nc, self._thr, self.K, self.scores, self.labels,
                                       self.hist1, self.sel, self._done1)
         _refine[nb, TPB, stream](self.scores, self._thr, self.K, self.sel, self.hist2, self._done2)
-        _compact[nb, TPB, stream](self.scores, self._thr, self.sel, self.cand, self.bitmap)
+        _compact[nb, TPB, stream](self.scores, self._thr, self.sel, self.cand, self.bitmap, self.hist1)
         _gather_ties[1, self._sort_threads, stream](self.sel, self.cand, self.bitmap, self.nsel)
         _rank_decode[(self.K + RC - 1) // RC, RC * RS, stream](self.nsel, self.cand, self.scores, self.labels,
                                                                heads.box, heads.dir, self.anchors, *self._dir,
