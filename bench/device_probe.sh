@@ -13,7 +13,7 @@
 #               FP32 TF32 compiled and strict FP32, throughput at B=8 and 32 (default, FP32 canvas)
 #   PART=check  (session 4) every kernel by name, the GPU pipeline tests, the API's GPU tests (README example too)
 #   PART=through (session 4) single-scan FP16, throughput at B=8 and 32 with and without the second device slot,
-#               then first detection of a warm second process
+#               then first detection of a warm second process, then the API's batch and README tests
 #   PART=fp32   (session 4) FP32 with TF32 compiled (Inductor's FP32 tuning takes minutes on a fresh cache) and strict
 # Carry: .whlt and .devshared (see device_final.sh).
 set -o pipefail
@@ -81,7 +81,8 @@ through)
   echo "== first detection of a second process (warm caches)" | tee "$OUT/startup.log"
   for run in fill warm; do s=$(date +%s%N)
     env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=/tmp/pyc timeout 80 python3 bench/startup.py $S/000000.bin 2>&1 | grep -v "$F" | tail -8
-    echo "$run: $(( ($(date +%s%N) - s) / 1000000 )) ms whole process"; done 2>&1 | tee -a "$OUT/startup.log" ;;
+    echo "$run: $(( ($(date +%s%N) - s) / 1000000 )) ms whole process"; done 2>&1 | tee -a "$OUT/startup.log"
+  timeout 170 python3 -m pytest -v -rs -s -p no:cacheprovider tests/test_api_gpu.py -k "batch_equals or readme" 2>&1 | grep -v "$F" | grep -v "^E1201" | tee "$OUT/api_tests.log" ;;
 fp32)
   timeout 560 python3 bench/graph_bench.py $S $M --iters 300 --precisions fp32 fp32-strict --variants graph+compile \
     --fp32-variants graph+compile --batches --out "$OUT/fp32_h200" 2>&1 | grep -v "$F" | tail -20 | tee "$OUT/bench.log"

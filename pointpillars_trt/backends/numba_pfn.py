@@ -36,11 +36,12 @@ def pfn_kernel(features, M, F, count, weight_t, shift, out):
     """out[p, c] = relu(max_k(sum_f features[p, k, f] * weight_t[f, c]) + shift[c]) for p < count[0] (grid-stride).
 
     features is the flat [P * M * F] view of the [P, M, F] input: a block's G pillars are G * M * F consecutive
-    floats, loaded coalesced into shared memory, each point padded to F_MAX features (zeros). Thread (pillar g,
-    channels c0..c0+CPT-1) holds those channels' F_MAX weights in registers (zero past F) and runs fully unrolled
-    loops of constant length: one broadcast shared load per CPT multiply-adds. With one channel a thread the
-    kernel was bound by shared-load instructions (37 us per 20k-point scan on an H200, bench/results/); the first
-    version indexed [C, F] weights in shared memory (16-way bank conflicts) with runtime-length loops (0.15 ms)."""
+    floats, staged in shared memory one point row a thread, each padded to F_MAX features (zeros). Thread (pillar
+    g, channels c0..c0+CPT-1) holds those channels' F_MAX weights in registers (zero past F) and runs fully
+    unrolled loops of constant length: one broadcast shared load per CPT multiply-adds. The previous version
+    (one channel a thread, staging one float a thread with a division by F) took 37 us per 20k-point scan on an
+    H200 (bench/results/); the first indexed [C, F] weights in shared memory (16-way bank conflicts) with
+    runtime-length loops (0.15 ms)."""
     shf = cuda.shared.array(SHF, float32)
     C = weight_t.shape[1]
     TP = C // CPT  # threads per pillar
@@ -53,8 +54,6 @@ def pfn_kernel(features, M, F, count, weight_t, shift, out):
     for f in range(F_MAX):
         for j in range(CPT):
             w[f * CPT + j] = weight_t[f, c0 + j] if f < F else float32(0.0)
-    for e in range(t, SHF, cuda.blockDim.x):
-        shf[e] = float32(0.0)  # the padding columns stay zero
     num = count[0]
     if num > P:
         num = P
@@ -66,10 +65,15 @@ def pfn_kernel(features, M, F, count, weight_t, shift, out):
         rows = num - base
         if rows > G:
             rows = G
-        first = base * MF
-        for e in range(t, rows * MF, cuda.blockDim.x):
-            pt = e // F  # (pillar, point) row within the block
-            shf[pt * F_MAX + (e - pt * F)] = features[first + e]
+        # stage the block's points, one (pillar, point) row a thread at a time, padded to F_MAX with zeros: a
+        # row's F loads are independent (in flight together) and no index is divided by F
+        r = t
+        src = base * MF + t * F
+        while r < rows * M:
+            for f in range(F_MAX):
+                shf[r * F_MAX + f] = features[src + f] if f < F else float32(0.0)
+            r += cuda.blockDim.x
+            src += cuda.blockDim.x * F
         cuda.syncthreads()
         p = base + g
         if p < num:
