@@ -14,6 +14,8 @@
 #   PART=check  (session 4) every kernel by name, the GPU pipeline tests, the API's GPU tests (README example too)
 #   PART=through (session 4) single-scan FP16, throughput at B=8 and 32 with and without the second device slot,
 #               then first detection of a warm second process, then the API's batch and README tests
+#   PART=prio   (session 4) every kernel by name; throughput at B=32 and 8: two device slots at high / low stream
+#               priority, at the same priority, one device slot
 #   PART=fp32   (session 4) FP32 with TF32 compiled (Inductor's FP32 tuning takes minutes on a fresh cache) and strict
 # Carry: .whlt and .devshared (see device_final.sh).
 set -o pipefail
@@ -83,6 +85,10 @@ through)
     env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=/tmp/pyc timeout 80 python3 bench/startup.py $S/000000.bin 2>&1 | grep -v "$F" | tail -8
     echo "$run: $(( ($(date +%s%N) - s) / 1000000 )) ms whole process"; done 2>&1 | tee -a "$OUT/startup.log"
   timeout 170 python3 -m pytest -v -rs -s -p no:cacheprovider tests/test_api_gpu.py -k "batch_equals or readme" 2>&1 | grep -v "$F" | grep -v "^E1201" | tee "$OUT/api_tests.log" ;;
+prio)
+  timeout 80 python3 bench/kernel_profile.py $S $M --reps 60 2>&1 | grep -v "$F" | grep -v "^E1201" | head -24 | tee "$OUT/kernels.log"
+  timeout 420 python3 bench/graph_bench.py $S $M --iters 640 --precisions fp16 --variants \
+    --batches 32 8 --batch-variants default same-priority one-device-slot --out "$OUT/prio_h200" 2>&1 | grep -v "$F" | grep "B=" | tee "$OUT/bench.log" ;;
 fp32)
   timeout 560 python3 bench/graph_bench.py $S $M --iters 300 --precisions fp32 fp32-strict --variants graph+compile \
     --fp32-variants graph+compile --batches --out "$OUT/fp32_h200" 2>&1 | grep -v "$F" | tail -20 | tee "$OUT/bench.log"

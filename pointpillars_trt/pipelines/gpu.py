@@ -65,7 +65,8 @@ class GpuPipeline:
 
     def __init__(self, cfg: PointPillarsConfig, pfn_runner: Runner, rpn_runner: Runner, max_batch: int = 1,
                  max_points: int = DEFAULT_MAX_POINTS, graph: bool = True, max_graphs: int = 24,
-                 concurrent: bool = True, upload_kernel: bool = True, overlap_batches: bool = True) -> None:
+                 concurrent: bool = True, upload_kernel: bool = True, overlap_batches: bool = True,
+                 priorities: bool = True) -> None:
         require_gpu_stack()
         from numba import config as numba_config
 
@@ -82,7 +83,8 @@ class GpuPipeline:
         self._nout = HEADER + cfg.max_det * ROW
         self.upload_kernel, self.concurrent = bool(upload_kernel), bool(concurrent)
         self.canvas_format = rpn_runner.input_format  # FP32 NCHW, or FP16 NHWC for the torch FP16 RPN
-        self.devs = [self._device_slot()]  # a second one on the first run_batches (overlap_batches)
+        self.priorities = ("high", "low") if priorities else ("default", "default")
+        self.devs = [self._device_slot(0)]  # a second one on the first run_batches (overlap_batches)
         d = self.devs[0]  # the single-scan path's slot, by its old names (tests and benches use them)
         self.stream, self._ns, self.alloc, self.items = d.stream, d.ns, d.alloc, d.items
         self.counts, self.canvas, self.heads, self.out, self.lanes = d.counts, d.canvas, d.heads, d.out, d.lanes
@@ -99,8 +101,10 @@ class GpuPipeline:
         self.captures = 0
         self._capturing = False
 
-    def _device_slot(self) -> DeviceSlot:
-        return DeviceSlot(self.cfg, self.max_batch, self.max_points, self.canvas_format, self._nout, self.concurrent)
+    def _device_slot(self, k: int) -> DeviceSlot:
+        """Device slot k: the first one's streams have the GPU's highest priority, the second's its lowest."""
+        return DeviceSlot(self.cfg, self.max_batch, self.max_points, self.canvas_format, self._nout, self.concurrent,
+                          priority=self.priorities[k])
 
     def _dev(self, slot: int) -> DeviceSlot:
         """The device slot host slot `slot` runs on (all on the first unless batches overlap)."""
@@ -256,7 +260,7 @@ class GpuPipeline:
         if len(self.slots) == 1:
             self.slots.append(HostSlot(self.max_batch, self.max_points, self._nout))
         if self.overlap_batches and len(self.devs) == 1:
-            self.devs.append(self._device_slot())
+            self.devs.append(self._device_slot(1))
         pending, k = None, 0
         for scans in batches:
             launched = self._launch(scans, k)
