@@ -16,7 +16,8 @@
 #               then first detection of a warm second process, then the API's batch and README tests
 #   PART=prio   (session 4) every kernel by name; throughput at B=32 and 8: two device slots at high / low stream
 #               priority, at the same priority, one device slot
-#   PART=fp32   (session 4) FP32 with TF32 compiled (Inductor's FP32 tuning takes minutes on a fresh cache) and strict
+#   PART=fp32   (session 4) FP32 with TF32 compiled (Inductor's FP32 tuning takes minutes on a fresh cache), strict
+#               and OpenPCDet-style eager; then B=32 with 32 hardware work queues (CUDA_DEVICE_MAX_CONNECTIONS)
 # Carry: .whlt and .devshared (see device_final.sh).
 set -o pipefail
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whlt/*.whl || exit 1
@@ -90,8 +91,10 @@ prio)
   timeout 420 python3 bench/graph_bench.py $S $M --iters 640 --precisions fp16 --variants \
     --batches 32 8 --batch-variants default same-priority one-device-slot --out "$OUT/prio_h200" 2>&1 | grep -v "$F" | grep "B=" | tee "$OUT/bench.log" ;;
 fp32)
-  timeout 560 python3 bench/graph_bench.py $S $M --iters 300 --precisions fp32 fp32-strict --variants graph+compile \
-    --fp32-variants graph+compile --batches --out "$OUT/fp32_h200" 2>&1 | grep -v "$F" | tail -20 | tee "$OUT/bench.log"
-  du -sh /tmp/ppcache/inductor 2>&1 | tee -a "$OUT/bench.log" ;;
+  timeout 420 python3 bench/graph_bench.py $S $M --iters 300 --precisions fp32 fp32-strict --variants graph+compile graph \
+    eager-openpcdet --fp32-variants graph+compile eager-openpcdet --batches --out "$OUT/fp32_h200" 2>&1 | grep -v "$F" | grep -v "^E1201" | tail -20 | tee "$OUT/bench.log"
+  du -sh /tmp/ppcache/inductor 2>&1 | tee -a "$OUT/bench.log"
+  CUDA_DEVICE_MAX_CONNECTIONS=32 timeout 150 python3 bench/graph_bench.py $S $M --iters 640 --precisions fp16 --variants \
+    --batches 32 --batch-variants default one-device-slot --out "$OUT/connections32_h200" 2>&1 | grep -v "$F" | grep "B=" | tee "$OUT/connections.log" ;;
 esac
 exit 0
