@@ -51,7 +51,7 @@ sigs = {
     # the FP16 channels-last canvas through a strided view (the default); FP32 NCHW compiled the same way before
     ps._scatter: (A(f32, 2), A(i32, 2), I1, T.Array(T.float16, 4, "A")),
     ps._clear: (A(i32, 2), I1, T.Array(T.float16, 4, "A")),
-    nf.pfn_kernel: (A(f32, 1), i64, i64, I1, A(f32, 2), A(f32, 1), A(f32, 2)),
+    nf.pfn_kernel: (A(f32, 1), i64, i64, I1, I1, T.boolean, A(f32, 2), A(f32, 1), A(f32, 2)),
     uc._upload: (I1, A(f32, 1), i64, i64, I1, A(f32, 1)),
 }
 out = {}

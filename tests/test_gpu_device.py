@@ -188,7 +188,7 @@ def test_batch_equals_one_at_a_time(onnx_dir: Path, pfn_kernel: bool) -> None:
     detections as one scan at a time, eager and replayed, for a smaller batch after a larger one, and overlapped
     (consecutive batches on two device slots whose graphs run at the same time)."""
     cfg = PointPillarsConfig()
-    _, gp = _pipelines(cfg, onnx_dir, max_batch=4, pfn_kernel=pfn_kernel)
+    _, gp = _pipelines(cfg, onnx_dir, max_batch=4, pfn_kernel=pfn_kernel, overlap_batches=True)
     assert len(gp.lanes) == 4
     scans = [_read(p) for p in SCANS[:4]]
     with gp:

@@ -275,7 +275,10 @@ def check_pfn() -> None:
 
     cfg = _small_cfg()
     cv = Voxelizer(cfg)
-    p = cv(_crop(SCAN, cfg)).num_pillars
+    pts = _crop(SCAN, cfg)
+    inside = pts[(pts[:, 0] > 11) & (pts[:, 0] < 14) & (np.abs(pts[:, 1]) < 2)]
+    pts = np.concatenate([pts, np.repeat(inside[:1], 40, axis=0)])  # one full pillar (32 points kept)
+    p = cv(pts).num_pillars
     vfe = load_checkpoint(SHARED / "checkpoints" / "pointpillar_kitti_random_seed0.pth", cfg).vfe.eval()
     with torch.no_grad():  # give BatchNorm real statistics so the fold is really tested
         n = vfe.pfn_layers[0].norm
@@ -284,14 +287,21 @@ def check_pfn() -> None:
         n.bias.uniform_(-0.3, 0.3)
         ref = vfe(torch.from_numpy(cv.features[:p])).numpy()
     w, b = fold_pfn(vfe)
-    out = cuda.to_device(np.full((cfg.max_pillars, w.shape[0]), 7.0, np.float32))
     P, M, F = cv.features.shape
-    pfn_kernel[2, block_threads(w.shape[0])](cuda.to_device(cv.features.reshape(-1)), M, F,
-                                  cuda.to_device(np.array([p], np.int32)), cuda.to_device(np.ascontiguousarray(w.T)),
-                                  cuda.to_device(b), out)  # 2 blocks: the grid-stride loop runs
-    got = out.copy_to_host()
-    assert np.allclose(got[:p], ref, atol=1e-4), float(np.abs(got[:p] - ref).max())
-    assert (got[p:] == 7.0).all(), "rows >= P must not be written"
+    npts = cv.npoints[:P].astype(np.int32)
+    assert 0 < npts[:p].min() < M and npts[:p].max() == M, "pillars of several sizes, one full"
+    results = []
+    for use_npts in (False, True):  # every row read, or only each pillar's points (the zero rows' 0 taken as read)
+        out = cuda.to_device(np.full((cfg.max_pillars, w.shape[0]), 7.0, np.float32))
+        pfn_kernel[2, block_threads(w.shape[0])](cuda.to_device(cv.features.reshape(-1)), M, F,
+                                                 cuda.to_device(np.array([p], np.int32)), cuda.to_device(npts),
+                                                 use_npts, cuda.to_device(np.ascontiguousarray(w.T)),
+                                                 cuda.to_device(b), out)  # 2 blocks: the grid-stride loop runs
+        got = out.copy_to_host()
+        assert np.allclose(got[:p], ref, atol=1e-4), (use_npts, float(np.abs(got[:p] - ref).max()))
+        assert (got[p:] == 7.0).all(), "rows >= P must not be written"
+        results.append(got)
+    assert np.array_equal(results[0], results[1]), "skipping the zero rows must not change a bit"
 
 
 def check_upload() -> None:

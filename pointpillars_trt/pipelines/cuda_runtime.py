@@ -157,17 +157,9 @@ class PinnedBuffer:
 class Stream:
     """One non-blocking CUDA stream; ``handle`` is the raw cudaStream_t as an int (for Numba, torch, TensorRT)."""
 
-    def __init__(self, priority: str = "default") -> None:
-        """priority: 'default', 'high' or 'low' (the device's greatest or least stream priority): when two streams
-        have kernels waiting, the GPU starts the higher one's blocks first (running blocks are not preempted)."""
+    def __init__(self) -> None:
         self._cudart = cudart = _cudart()
-        if priority == "default":
-            self._stream = check(cudart.cudaStreamCreateWithFlags(cudart.cudaStreamNonBlocking), "cudaStreamCreate")
-        else:
-            least, greatest = check(cudart.cudaDeviceGetStreamPriorityRange(), "cudaDeviceGetStreamPriorityRange")
-            self._stream = check(cudart.cudaStreamCreateWithPriority(cudart.cudaStreamNonBlocking,
-                                                                     greatest if priority == "high" else least),
-                                 "cudaStreamCreateWithPriority")
+        self._stream = check(cudart.cudaStreamCreateWithFlags(cudart.cudaStreamNonBlocking), "cudaStreamCreate")
         self.handle = int(self._stream)
         self.syncs = 0  # host synchronisations on this stream (tests count them)
 

@@ -38,8 +38,8 @@ def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, 
                       onnx_dir: str | Path | None = None, engines_dir: str | Path = "engines",
                       max_batch: int = 1, graph: bool = True, compile: bool = True, tf32: bool = True,
                       fold: bool = True, pfn_kernel: bool = True, concurrent: bool = True,
-                      fp16_canvas: bool = True, upload_kernel: bool = True, overlap_batches: bool = True,
-                      priorities: bool = True, max_points: int | None = None,
+                      fp16_canvas: bool = True, upload_kernel: bool = True, overlap_batches: bool = False,
+                      max_points: int | None = None,
                       log: Callable[[str], None] | None = None) -> Any:
     """A GpuPipeline with torch runners (from the checkpoint) or TensorRT runners (engines built from onnx_dir).
 
@@ -53,10 +53,9 @@ def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, 
     scatter writes (False: the FP32 NCHW canvas of the ONNX contract, converted by the runner, to compare);
     concurrent: a batch's slots run each stage's kernels on streams of their own; upload_kernel: the points reach the
     GPU through a kernel reading exactly the scan's n points from mapped pinned memory (False: a captured memcpy of
-    the whole capacity bucket, to compare); overlap_batches: consecutive batches of run_batches run side by side on
-    two sets of device buffers and streams (torch runners only; False: one after another, to compare); priorities:
-    the first set's streams at the GPU's highest priority, the second's at its lowest, so that the batch behind
-    fills the gaps of the one ahead (False: both at the default priority, to compare) (GpuPipeline)."""
+    the whole capacity bucket, to compare); overlap_batches: consecutive batches of run_batches may run side by
+    side on two sets of device buffers and streams (torch runners only; twice the memory and no gain measured on
+    an H200, so off) (GpuPipeline)."""
     from pointpillars_trt.pipelines.gpu import DEFAULT_MAX_POINTS, GpuPipeline, require_gpu_stack
 
     require_gpu_stack()
@@ -85,8 +84,7 @@ def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, 
     else:
         raise UserError(f"backend {backend!r} does not run on the GPU pipeline (torch or tensorrt)")
     return GpuPipeline(cfg, pfn, rpn, max_batch=max_batch, max_points=max_points or DEFAULT_MAX_POINTS, graph=graph,
-                       concurrent=concurrent, upload_kernel=upload_kernel, overlap_batches=overlap_batches,
-                       priorities=priorities)
+                       concurrent=concurrent, upload_kernel=upload_kernel, overlap_batches=overlap_batches)
 
 
 def _tensorrt_runners(cfg: PointPillarsConfig, precision: str, onnx_dir: str | Path | None,

@@ -65,8 +65,7 @@ class GpuPipeline:
 
     def __init__(self, cfg: PointPillarsConfig, pfn_runner: Runner, rpn_runner: Runner, max_batch: int = 1,
                  max_points: int = DEFAULT_MAX_POINTS, graph: bool = True, max_graphs: int = 24,
-                 concurrent: bool = True, upload_kernel: bool = True, overlap_batches: bool = True,
-                 priorities: bool = True) -> None:
+                 concurrent: bool = True, upload_kernel: bool = True, overlap_batches: bool = False) -> None:
         require_gpu_stack()
         from numba import config as numba_config
 
@@ -83,8 +82,7 @@ class GpuPipeline:
         self._nout = HEADER + cfg.max_det * ROW
         self.upload_kernel, self.concurrent = bool(upload_kernel), bool(concurrent)
         self.canvas_format = rpn_runner.input_format  # FP32 NCHW, or FP16 NHWC for the torch FP16 RPN
-        self.priorities = ("high", "low") if priorities else ("default", "default")
-        self.devs = [self._device_slot(0)]  # a second one on the first run_batches (overlap_batches)
+        self.devs = [self._device_slot()]  # a second one on the first run_batches (overlap_batches)
         d = self.devs[0]  # the single-scan path's slot, by its old names (tests and benches use them)
         self.stream, self._ns, self.alloc, self.items = d.stream, d.ns, d.alloc, d.items
         self.counts, self.canvas, self.heads, self.out, self.lanes = d.counts, d.canvas, d.heads, d.out, d.lanes
@@ -101,10 +99,8 @@ class GpuPipeline:
         self.captures = 0
         self._capturing = False
 
-    def _device_slot(self, k: int) -> DeviceSlot:
-        """Device slot k: the first one's streams have the GPU's highest priority, the second's its lowest."""
-        return DeviceSlot(self.cfg, self.max_batch, self.max_points, self.canvas_format, self._nout, self.concurrent,
-                          priority=self.priorities[k])
+    def _device_slot(self) -> DeviceSlot:
+        return DeviceSlot(self.cfg, self.max_batch, self.max_points, self.canvas_format, self._nout, self.concurrent)
 
     def _dev(self, slot: int) -> DeviceSlot:
         """The device slot host slot `slot` runs on (all on the first unless batches overlap)."""
@@ -199,12 +195,12 @@ class GpuPipeline:
 
         each(voxelize)
         ev["voxelize"].record_timing(s, cap_)
-        counts = getattr(self.pfn, "accepts_counts", False)  # a runner that can skip rows >= P gets P's address
+        counts = getattr(self.pfn, "accepts_counts", False)  # a runner that skips rows >= P and zero rows gets the counts
 
         def pfn(it: Item, st: Stream, nst: Any) -> None:
             feed = {tn.PFN_INPUT: it.features[:cap_p]}
             if counts:
-                feed["num_pillars"] = it.vox.buf.num_pillars
+                feed["num_pillars"], feed["num_points"] = it.vox.buf.num_pillars, it.vox.buf.npoints
             self.pfn.infer(feed, {tn.PFN_OUTPUT: it.pf[:cap_p]}, st.handle)
 
         # the PFN stays on the main stream: torch's allocates during capture, and the PFN kernel forked onto the lanes
@@ -255,12 +251,13 @@ class GpuPipeline:
         """Results of each batch, in order, with the host and the GPU overlapped: batch i+1 is staged into the
         other pinned slot and queued while batch i runs, and batch i's results are read while i+1 runs. With
         overlap_batches (runners that may run twice at once), batch i+1 also runs on a second device slot and
-        stream, so its graph runs beside batch i's on the GPU. Each batch's results are yielded before the slot
-        they came from is reused (the next-but-one batch)."""
+        stream, so its graph may run beside batch i's on the GPU (twice the device memory; no gain measured on an
+        H200). Each batch's results are yielded before the slot they came from is reused (the next-but-one
+        batch)."""
         if len(self.slots) == 1:
             self.slots.append(HostSlot(self.max_batch, self.max_points, self._nout))
         if self.overlap_batches and len(self.devs) == 1:
-            self.devs.append(self._device_slot(1))
+            self.devs.append(self._device_slot())
         pending, k = None, 0
         for scans in batches:
             launched = self._launch(scans, k)

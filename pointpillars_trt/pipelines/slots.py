@@ -51,17 +51,17 @@ class Item:
 class DeviceSlot:
     """Everything one batch runs on: a stream, the device buffers the stages share (counts, pillar features, the
     RPN's canvas in its runner's input format, heads, result rows), each batch item's stages (Item) and, with
-    `concurrent`, one lane (stream) per item. A second DeviceSlot, on a stream of lower priority, lets run_batches
-    run batch i+1's graph while batch i's is still running: its blocks fill the SMs the other batch leaves idle
-    (latency-bound kernels, the waits between stages) and give way wherever both have blocks waiting."""
+    `concurrent`, one lane (stream) per item. A second DeviceSlot lets run_batches run batch i+1's graph while batch
+    i's is still running (overlap_batches; no gain measured on an H200, where a batch's kernels already keep the
+    GPU busy: bench/results/)."""
 
     def __init__(self, cfg: PointPillarsConfig, max_batch: int, max_points: int, canvas_format: tuple[str, str],
-                 nout: int, concurrent: bool, priority: str = "default") -> None:
+                 nout: int, concurrent: bool) -> None:
         nx, ny, _ = cfg.grid_size
         fx, fy = cfg.feature_map_size
         ch = cfg.head_channels
         B, P, C = max_batch, cfg.max_pillars, cfg.pfn_filters
-        self.stream = Stream(priority)  # a graph's kernels run at the priority of the stream it is launched into
+        self.stream = Stream()
         self.ns = numba_stream(self.stream.handle)
         self.alloc = alloc = BufferAllocator()
         self.counts = DeviceBuffer((B,), np.int32)
@@ -80,7 +80,7 @@ class DeviceSlot:
         self.wait_event = Event()
         # concurrent: in a batch, each item's kernels of a stage run on a lane of their own, forked from the stream
         # and joined back before the next stage (parallel branches of the captured graph)
-        self.lanes = [Stream(priority) for _ in range(B)] if concurrent and B > 1 else []
+        self.lanes = [Stream() for _ in range(B)] if concurrent and B > 1 else []
         self.lane_ns = [numba_stream(lane.handle) for lane in self.lanes]
         self.fork = [Event() for _ in self.lanes]
         self.join = [Event() for _ in self.lanes]
