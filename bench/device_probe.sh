@@ -16,6 +16,7 @@
 #               then first detection of a warm second process, then the API's batch and README tests
 #   PART=prio   (session 4) every kernel by name; throughput at B=32 and 8: two device slots at high / low stream
 #               priority, at the same priority, one device slot
+#   PART=last   (session 4) kernels by name, the GPU tests the PFN change touches, FP16 single scan and B=32
 #   PART=fp32   (session 4) FP32 with TF32 compiled (Inductor's FP32 tuning takes minutes on a fresh cache), strict
 #               and OpenPCDet-style eager; then B=32 with 32 hardware work queues (CUDA_DEVICE_MAX_CONNECTIONS)
 # Carry: .whlt and .devshared (see device_final.sh).
@@ -86,15 +87,20 @@ through)
     env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=/tmp/pyc timeout 80 python3 bench/startup.py $S/000000.bin 2>&1 | grep -v "$F" | tail -8
     echo "$run: $(( ($(date +%s%N) - s) / 1000000 )) ms whole process"; done 2>&1 | tee -a "$OUT/startup.log"
   timeout 170 python3 -m pytest -v -rs -s -p no:cacheprovider tests/test_api_gpu.py -k "batch_equals or readme" 2>&1 | grep -v "$F" | grep -v "^E1201" | tee "$OUT/api_tests.log" ;;
+last)
+  timeout 70 python3 bench/kernel_profile.py $S $M --reps 60 2>&1 | grep -v "$F" | grep -v "^E1201" | head -30 | tee "$OUT/kernels.log"
+  timeout 120 python3 -m pytest -v -rs -s -p no:cacheprovider tests/test_gpu_device.py -k "matches_cpu or batch_equals or canvas or rerun" 2>&1 | grep -v "$F" | grep -v "^E1201" | tee "$OUT/gpu_tests.log"
+  timeout 300 python3 bench/graph_bench.py $S $M --iters 640 --precisions fp16 --variants graph+compile --batches 32 \
+    --batch-variants default --out "$OUT/last_h200" 2>&1 | grep -v "$F" | grep -v "^E1201" | tail -14 | tee "$OUT/bench.log" ;;
 prio)
   timeout 80 python3 bench/kernel_profile.py $S $M --reps 60 2>&1 | grep -v "$F" | grep -v "^E1201" | head -24 | tee "$OUT/kernels.log"
   timeout 420 python3 bench/graph_bench.py $S $M --iters 640 --precisions fp16 --variants \
-    --batches 32 8 --batch-variants default same-priority one-device-slot --out "$OUT/prio_h200" 2>&1 | grep -v "$F" | grep "B=" | tee "$OUT/bench.log" ;;
+    --batches 32 8 --batch-variants default two-device-slots --out "$OUT/prio_h200" 2>&1 | grep -v "$F" | grep "B=" | tee "$OUT/bench.log" ;;
 fp32)
   timeout 420 python3 bench/graph_bench.py $S $M --iters 300 --precisions fp32 fp32-strict --variants graph+compile graph \
     eager-openpcdet --fp32-variants graph+compile eager-openpcdet --batches --out "$OUT/fp32_h200" 2>&1 | grep -v "$F" | grep -v "^E1201" | tail -20 | tee "$OUT/bench.log"
   du -sh /tmp/ppcache/inductor 2>&1 | tee -a "$OUT/bench.log"
   CUDA_DEVICE_MAX_CONNECTIONS=32 timeout 150 python3 bench/graph_bench.py $S $M --iters 640 --precisions fp16 --variants \
-    --batches 32 --batch-variants default one-device-slot --out "$OUT/connections32_h200" 2>&1 | grep -v "$F" | grep "B=" | tee "$OUT/connections.log" ;;
+    --batches 32 --batch-variants default two-device-slots --out "$OUT/connections32_h200" 2>&1 | grep -v "$F" | grep "B=" | tee "$OUT/connections.log" ;;
 esac
 exit 0
