@@ -81,7 +81,7 @@ check)
   timeout 150 python3 -m pytest -v -rs -s -p no:cacheprovider tests/test_api_gpu.py 2>&1 | grep -v "$F" | tee "$OUT/api_tests.log" ;;
 through)
   timeout 400 python3 bench/graph_bench.py $S $M --iters 400 --precisions fp16 --variants graph+compile \
-    --batches 8 32 --batch-variants default one-device-slot --out "$OUT/through_h200" 2>&1 | grep -v "$F" | tail -14 | tee "$OUT/bench.log"
+    --batches 8 32 --batch-variants default two-device-slots --out "$OUT/through_h200" 2>&1 | grep -v "$F" | tail -14 | tee "$OUT/bench.log"
   echo "== first detection of a second process (warm caches)" | tee "$OUT/startup.log"
   for run in fill warm; do s=$(date +%s%N)
     env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=/tmp/pyc timeout 80 python3 bench/startup.py $S/000000.bin 2>&1 | grep -v "$F" | tail -8
