@@ -17,6 +17,7 @@
 #   PART=prio   (session 4) every kernel by name; throughput at B=32 and 8: two device slots at high / low stream
 #               priority, at the same priority, one device slot
 #   PART=last   (session 4) kernels by name, the GPU tests the PFN change touches, FP16 single scan and B=32
+#   PART=final4 (session 4) the graph tests (torch graphs launched through their raw handle), FP16 single scan
 #   PART=fp32   (session 4) FP32 with TF32 compiled (Inductor's FP32 tuning takes minutes on a fresh cache), strict
 #               and OpenPCDet-style eager; then B=32 with 32 hardware work queues (CUDA_DEVICE_MAX_CONNECTIONS)
 # Carry: .whlt and .devshared (see device_final.sh).
@@ -92,6 +93,10 @@ last)
   timeout 120 python3 -m pytest -v -rs -s -p no:cacheprovider tests/test_gpu_device.py -k "matches_cpu or batch_equals or canvas or rerun" 2>&1 | grep -v "$F" | grep -v "^E1201" | tee "$OUT/gpu_tests.log"
   timeout 300 python3 bench/graph_bench.py $S $M --iters 640 --precisions fp16 --variants graph+compile --batches 32 \
     --batch-variants default --out "$OUT/last_h200" 2>&1 | grep -v "$F" | grep -v "^E1201" | tail -14 | tee "$OUT/bench.log" ;;
+final4)
+  timeout 60 python3 -m pytest -q -rs -p no:cacheprovider tests/test_gpu_device.py -k "any_size or rerun or launch_by_launch" 2>&1 | grep -v "$F" | grep -v "^E1201" | tail -4 | tee "$OUT/gpu_tests.log"
+  timeout 160 python3 bench/graph_bench.py $S $M --iters 400 --precisions fp16 --variants graph+compile --batches \
+    --out "$OUT/final4_h200" 2>&1 | grep -v "$F" | grep -v "^E1201" | tail -12 | tee "$OUT/bench.log" ;;
 prio)
   timeout 80 python3 bench/kernel_profile.py $S $M --reps 60 2>&1 | grep -v "$F" | grep -v "^E1201" | head -24 | tee "$OUT/kernels.log"
   timeout 420 python3 bench/graph_bench.py $S $M --iters 640 --precisions fp16 --variants \

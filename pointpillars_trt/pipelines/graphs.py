@@ -57,20 +57,32 @@ class TorchGraph:
         if pool not in TorchGraph._pools:
             TorchGraph._pools[pool] = torch.cuda.graph_pool_handle()
         self._pool = TorchGraph._pools[pool]
+        self._exec: int | None = None
+        self._rt = _cudart()
 
     def capture(self, stream: int, enqueue: Callable[[], None]) -> None:
         torch = self._torch
         s = torch.cuda.ExternalStream(stream)
         with torch.cuda.graph(self._g, pool=self._pool, stream=s, capture_error_mode="thread_local"):
             enqueue()
+        # torch documents the executable graph's handle for launches through cuda-python; replaying through it
+        # skips torch's stream switch and its RNG prologue (the captured work draws no random numbers)
+        try:
+            self._exec = int(self._g.raw_cuda_graph_exec())
+        except (AttributeError, RuntimeError):
+            self._exec = None
 
     def replay(self, stream: int) -> None:
+        if self._exec is not None:
+            check(self._rt.cudaGraphLaunch(self._exec, stream), "cudaGraphLaunch")
+            return
         # CUDAGraph.replay launches on torch's current stream: make it ours for the call
         torch = self._torch
         with torch.cuda.stream(torch.cuda.ExternalStream(stream)):
             self._g.replay()
 
     def free(self) -> None:
+        self._exec = None
         self._g.reset()
 
 
