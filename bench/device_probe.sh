@@ -94,7 +94,7 @@ last)
   timeout 300 python3 bench/graph_bench.py $S $M --iters 640 --precisions fp16 --variants graph+compile --batches 32 \
     --batch-variants default --out "$OUT/last_h200" 2>&1 | grep -v "$F" | grep -v "^E1201" | tail -14 | tee "$OUT/bench.log" ;;
 final4)
-  timeout 60 python3 -m pytest -q -rs -p no:cacheprovider tests/test_gpu_device.py -k "any_size or rerun or launch_by_launch" 2>&1 | grep -v "$F" | grep -v "^E1201" | tail -4 | tee "$OUT/gpu_tests.log"
+  timeout 45 python3 -m pytest -q -rs -p no:cacheprovider tests/test_gpu_device.py -k "any_size or rerun or launch_by_launch" 2>&1 | grep -v "$F" | grep -v "^E1201" | tail -4 | tee "$OUT/gpu_tests.log"
   timeout 160 python3 bench/graph_bench.py $S $M --iters 400 --precisions fp16 --variants graph+compile --batches \
     --out "$OUT/final4_h200" 2>&1 | grep -v "$F" | grep -v "^E1201" | tail -12 | tee "$OUT/bench.log" ;;
 prio)
