@@ -195,7 +195,7 @@ class GpuPipeline:
 
         each(voxelize)
         ev["voxelize"].record_timing(s, cap_)
-        counts = getattr(self.pfn, "accepts_counts", False)  # a runner that skips rows >= P and zero rows gets the counts
+        counts = getattr(self.pfn, "accepts_counts", False)  # a runner that skips rows >= P and zero rows: the counts
 
         def pfn(it: Item, st: Stream, nst: Any) -> None:
             feed = {tn.PFN_INPUT: it.features[:cap_p]}
