@@ -204,8 +204,8 @@ class GpuPipeline:
             self.pfn.infer(feed, {tn.PFN_OUTPUT: it.pf[:cap_p]}, st.handle)
 
         # the PFN stays on the main stream: torch's allocates during capture, and the PFN kernel forked onto the lanes
-        # broke the next capture (cuDNN internal error in the RPN, H200) while gaining little: it is work-bound
-        # (1.21 ms for 32 scans one after another, 1.48 ms of kernel time forked, bench/results/)
+        # broke the next capture (cuDNN internal error in the RPN, H200) while gaining little: it is work-bound (an
+        # older kernel: 1.21 ms for 32 scans one after another, 1.48 ms of kernel time forked; now 0.58 ms serial)
         each(pfn, fork=False)
         ev["pfn"].record_timing(s, cap_)
         each(lambda it, st, nst: scatter_pillars(it.pf_nb, it.vox.buf.coords, it.vox.buf.num_pillars, ds.canvas_nb,
