@@ -1,5 +1,6 @@
 """The PFN as one Numba CUDA kernel (the torch backend's default PFN): BatchNorm folded into the linear layer,
-max over a pillar's points before the ReLU, and only the pillars that exist (the count is read from device memory).
+max over a pillar's points before the ReLU, and only the pillars that exist (the count is read from device memory)
+and, when the pipeline passes the per-pillar point counts, only their points.
 
 Why: the network is tiny (10 -> 64 per point) but the pipeline must run it on a capacity of rows known before the
 upload (min(max_pillars, bucket)); torch runs a [rows, 32, 64] matmul, a max and two pointwise ops over all of them
