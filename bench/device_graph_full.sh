@@ -9,6 +9,5 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT" ../shared && cp -r .devshared/* ../shared/
 CK=../shared/checkpoints/pointpillar_kitti_random_seed0.pth
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/tests.log"
 timeout 260 python3 -m pytest -q -rs -p no:cacheprovider ${TESTS:-$(ls tests/test_gpu_device.py tests/test_gpu_sim.py tests/test_api_gpu.py 2>/dev/null)} 2>&1 | grep -v "triton_\|AUTOTUNE\|strides:\|dtypes:" | tee -a "$OUT/tests.log"
-python3 bench/profile_stages.py ../shared/kitti/scans/000005.bin $CK fp16 2>&1 | tee "$OUT/profile.log"
 timeout ${T_BENCH:-240} python3 bench/graph_bench.py ../shared/kitti/scans $CK --iters ${ITERS:-300} ${BENCH_ARGS:---batches} --out "$OUT/graph_bench" 2>&1 | grep -v "triton_\|AUTOTUNE\|strides:\|dtypes:\|SingleProcess\|Autotune Choices\|num_choices" | tee "$OUT/bench.log"
 exit 0

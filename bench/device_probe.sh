@@ -20,6 +20,8 @@
 #   PART=final4 (session 4) the graph tests (torch graphs launched through their raw handle), FP16 single scan
 #   PART=fp32   (session 4) FP32 with TF32 compiled (Inductor's FP32 tuning takes minutes on a fresh cache), strict
 #               and OpenPCDet-style eager; then B=32 with 32 hardware work queues (CUDA_DEVICE_MAX_CONNECTIONS)
+#   PART=batched (session 5) kernels by name (B = 1 and 32), the GPU pipeline tests, FP16 single scan and B=32 (one launch a stage
+#               for the whole batch: upload, voxelize, PFN, scatter)
 # Carry: .whlt and .devshared (see device_final.sh).
 set -o pipefail
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whlt/*.whl || exit 1
@@ -107,5 +109,11 @@ fp32)
   du -sh /tmp/ppcache/inductor 2>&1 | tee -a "$OUT/bench.log"
   CUDA_DEVICE_MAX_CONNECTIONS=32 timeout 150 python3 bench/graph_bench.py $S $M --iters 640 --precisions fp16 --variants \
     --batches 32 --batch-variants default two-device-slots --out "$OUT/connections32_h200" 2>&1 | grep -v "$F" | grep "B=" | tee "$OUT/connections.log" ;;
+batched)
+  timeout 70 python3 bench/kernel_profile.py $S $M --reps 60 2>&1 | grep -v "$F" | grep -v "^E120[12]" | head -30 | tee "$OUT/kernels.log"
+  timeout 70 python3 bench/kernel_profile.py $S $M --reps 40 --batch 32 2>&1 | grep -v "$F" | grep -v "^E120[12]" | head -36 | tee "$OUT/kernels_b32.log"
+  timeout 250 python3 -m pytest -v -rs -s -p no:cacheprovider tests/test_gpu_device.py 2>&1 | grep -v "$F" | grep -v "^E120[12]" | tee "$OUT/gpu_tests.log"
+  timeout 240 python3 bench/graph_bench.py $S $M --iters 640 --precisions fp16 --variants graph+compile --batches 32 \
+    --batch-variants default --out "$OUT/batched_h200" 2>&1 | grep -v "$F" | grep -v "^E120[12]" | tail -14 | tee "$OUT/bench.log" ;;
 esac
 exit 0

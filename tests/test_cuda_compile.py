@@ -33,13 +33,14 @@ from pointpillars_trt.stages import upload_cuda as uc
 f32, i32, i64, u32, u64, f64 = T.float32, T.int32, T.int64, T.uint32, T.uint64, T.float64
 A = lambda t, n: T.Array(t, n, "C")
 I1 = A(i32, 1)
+I2 = A(i32, 2)
 sigs = {
-    vc._cells: (A(f32, 2), I1, f32, f32, f32, f32, f32, f32, f32, f32, i64, i64, i64, I1, I1, I1, I1, I1, I1),
-    vc._count_openers: (I1,) * 5,
-    vc._number_pillars: (I1, i64, i64, i64, i64, I1, I1, I1, I1, I1, A(i32, 2), I1, I1, I1, I1),
-    vc._fill_buckets: (I1,) * 9,
-    vc._decorate: (A(f32, 2), I1, I1, I1, I1, A(i32, 2), I1, I1, i64, i64, i64, i64, f32, f32, f32, f32, f32, f32,
-                   A(f32, 3), I1, I1),
+    vc._cells: (A(f32, 3), I1, f32, f32, f32, f32, f32, f32, f32, f32, i64, i64, i64, I2, I2, I2, I2, I2, I1),
+    vc._count_openers: (I1, I2, I2, I2, I2),
+    vc._number_pillars: (I1, i64, i64, i64, I2, I2, I2, I2, I2, A(i32, 3), I2, I2, I1, I2),
+    vc._fill_buckets: (I1,) + (I2,) * 9,
+    vc._place_points: (I1, I1, I2, I2, I2, I2, A(f32, 3), i64, A(f32, 4)),
+    vc._decorate: (I2, I2, A(i32, 3), I2, I2, i64, i64, i64, i64, f32, f32, f32, f32, f32, f32, A(f32, 4), I2, I2),
     pc._scores_hist: (A(f32, 1), I1, i64, f32, i64, A(f32, 1), I1, I1, I1, I1),
     pc._refine: (A(f32, 1), f32, i64, I1, I1, I1),
     pc._compact: (A(f32, 1), f32, I1, A(i64, 1), A(u32, 1), I1),
@@ -49,10 +50,10 @@ sigs = {
     nc._nms_mask: (I1, A(f32, 2), f64, A(u64, 2)),
     nc._nms_greedy: (I1, A(u64, 2), A(f32, 2), A(f32, 1), I1, I1, I1, i64, I1, A(f32, 2)),
     # the FP16 channels-last canvas through a strided view (the default); FP32 NCHW compiled the same way before
-    ps._scatter: (A(f32, 2), A(i32, 2), I1, T.Array(T.float16, 4, "A")),
-    ps._clear: (A(i32, 2), I1, T.Array(T.float16, 4, "A")),
-    nf.pfn_kernel: (A(f32, 1), i64, i64, I1, I1, T.boolean, A(f32, 2), A(f32, 1), A(f32, 2)),
-    uc._upload: (I1, A(f32, 1), i64, i64, I1, A(f32, 1)),
+    ps._scatter: (A(f32, 3), A(i32, 3), I2, T.Array(T.float16, 4, "A")),
+    ps._clear: (A(i32, 3), I2, T.Array(T.float16, 4, "A")),
+    nf.pfn_kernel: (A(f32, 2), i64, i64, I2, I2, T.boolean, A(f32, 2), A(f32, 1), A(f32, 3)),
+    uc._upload: (I1, A(f32, 2), i64, I1, A(f32, 2)),
 }
 out = {}
 for k, sig in sigs.items():
@@ -89,6 +90,6 @@ def compiled() -> dict[str, str]:
 
 
 def test_every_kernel_compiles_for_sm90(compiled: dict[str, str]) -> None:
-    assert len(compiled) == 16
+    assert len(compiled) == 17
     failed = {k: v for k, v in compiled.items() if v != "ok"}
     assert not failed, failed

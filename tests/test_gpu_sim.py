@@ -61,41 +61,54 @@ def check_voxelize() -> None:
     extra = np.repeat(base[None], 70, 0) + np.float32(1e-3) * rng.random((70, 4), dtype=np.float32)
     a = np.insert(a, np.sort(rng.integers(0, len(a), 70)), extra, axis=0).astype(np.float32)
     b = _crop(SCAN2, cfg)[:150]
-    gv = GpuVoxelizer(cfg, SimAllocator(), max_input_points=max(len(a), len(b)))
+    gv = GpuVoxelizer(cfg, SimAllocator(), max_input_points=max(len(a), len(b)), batch=2)
     cv = Voxelizer(cfg)
     cap = gv.max_input_points
-    # shrinking P checks that rows [P, previous P) are zeroed; a capacity launch larger than the scan (and than
-    # the one before) checks that every count comes from device memory and nothing stale leaks between scans
-    for pts, capacity in ((a, cap), (b, cap), (a[:120], 128), (a, cap), (b[:1], 32), (b[:0], 32)):
-        st = cv(pts)
-        gv.buf.points[: len(pts)].copy_to_device(pts) if len(pts) else None
-        gv.buf.npts.copy_to_device(np.array([len(pts)], np.int32))
-        bound = gv.enqueue(capacity)
+    # two batch items in one launch, each with its own sequence of scans; shrinking P checks that rows [P, previous
+    # P) are zeroed; a capacity launch larger than the scans (and than the one before) checks that every count
+    # comes from device memory and nothing stale leaks between scans or between items
+    steps = ((a, b, cap), (b, a, cap), (a[:120], b[:100], 128), (a, a[:7], cap), (b[:1], b[:0], 32),
+             (b[:0], a[:30], 32))
+    for step in steps:
+        for k, pts in enumerate(step[:2]):
+            gv.buf.points[k, : len(pts)].copy_to_device(pts) if len(pts) else None
+        gv.buf.npts.copy_to_device(np.array([len(step[0]), len(step[1])], np.int32))
+        bound = gv.enqueue(step[2])
         cuda.synchronize()
-        num = gv.buf.num_pillars.copy_to_host()
-        gs = stats_from_device(num[0], gv.buf.stats.copy_to_host())
-        assert gs == st, (gs, st)
-        assert st.dropped_max_pillars > 0 or len(pts) != len(a), st  # the max_pillars path is exercised
-        p = st.num_pillars
-        f = gv.buf.features.copy_to_host()
-        assert np.array_equal(f[:p].view(np.int32), cv.features[:p].view(np.int32)), "features differ"
-        assert np.array_equal(gv.buf.coords.copy_to_host()[:p], cv.coords[:p])
-        assert np.array_equal(gv.buf.npoints.copy_to_host()[:p], cv.npoints[:p])
-        assert not f[p:].any(), "rows past P must be zero"
-        assert bound == max(1, min(cfg.max_pillars, capacity))
-        if pts is not a:
-            continue
-        # the simulator fills each pillar's bucket in point order; on a GPU the order is arbitrary: reverse every
-        # bucket (the worst order for picking the first 32 points by index) and run the decoration again
-        cnt, off = gv.pillar_cnt.copy_to_host()[:p], gv.pillar_off.copy_to_host()[:p]
-        bucket = gv.bucket.copy_to_host()
-        for n, o in zip(cnt, off):
-            bucket[o: o + n] = bucket[o: o + n][::-1].copy()
-        gv.bucket.copy_to_device(bucket)
-        gv.enqueue_decorate(capacity)
-        cuda.synchronize()
-        f = gv.buf.features.copy_to_host()
-        assert np.array_equal(f[:p].view(np.int32), cv.features[:p].view(np.int32)), "features differ (reordered)"
+        assert bound == max(1, min(cfg.max_pillars, step[2]))
+        for k, pts in enumerate(step[:2]):
+            st = cv(pts)
+            it = gv.item(k)
+            num = it.num_pillars.copy_to_host()
+            gs = stats_from_device(num[0], it.stats.copy_to_host())
+            assert gs == st, (k, gs, st)
+            p = st.num_pillars
+            f = it.features.copy_to_host()
+            assert np.array_equal(f[:p].view(np.int32), cv.features[:p].view(np.int32)), "features differ"
+            coords = cv.coords[:p].copy()
+            coords[:, 0] = k  # the batch item
+            assert np.array_equal(it.coords.copy_to_host()[:p], coords)
+            assert np.array_equal(it.npoints.copy_to_host()[:p], cv.npoints[:p])
+            assert not f[p:].any(), "rows past P must be zero"
+    assert cv(a).dropped_max_pillars > 0  # the max_pillars path is exercised
+    # the simulator fills each pillar's bucket in point order; on a GPU the order is arbitrary: reverse every
+    # bucket of item 0 (the worst order for picking the first 32 points by index) and run the decoration again
+    st = cv(a)
+    p = st.num_pillars
+    gv.buf.points[0, : len(a)].copy_to_device(a)
+    gv.buf.npts.copy_to_device(np.array([len(a), 0], np.int32))
+    gv.enqueue(cap)
+    cuda.synchronize()
+    cnt, off = gv.pillar_cnt.copy_to_host()[0, :p], gv.pillar_off.copy_to_host()[0, :p]
+    assert cnt.max() > 64, "a crowded pillar: its slots are ranks among more than 64 entries"
+    bucket = gv.bucket.copy_to_host()
+    for n, o in zip(cnt, off):
+        bucket[0, o: o + n] = bucket[0, o: o + n][::-1].copy()
+    gv.bucket.copy_to_device(bucket)
+    gv.enqueue_decorate(cap)
+    cuda.synchronize()
+    f = gv.item(0).features.copy_to_host()
+    assert np.array_equal(f[:p].view(np.int32), cv.features[:p].view(np.int32)), "features differ (reordered)"
 
 
 def check_scatter() -> None:
@@ -108,29 +121,37 @@ def check_scatter() -> None:
     from pointpillars_trt.stages.voxelize import Voxelizer
 
     cfg = _small_cfg()
-    cv = Voxelizer(cfg)
-    p = cv(_crop(SCAN, cfg)).num_pillars
     nx, ny, _ = cfg.grid_size
     rng = np.random.default_rng(1)
-    pf = rng.standard_normal((cfg.max_pillars, 8)).astype(np.float32)  # 8 channels keep the simulator fast
-    ref = np.zeros((2, 8, ny, nx), np.float32)
-    coords = cv.coords.copy()
-    coords[: p // 2, 0] = 1  # some pillars in batch item 1
-    cpu_scatter(pf, coords, p, ref)
-    d_pf, d_coords = cuda.to_device(pf), cuda.to_device(coords)
-    d_num = cuda.to_device(np.array([p, 0], np.int32))
+    P, C = cfg.max_pillars, 8  # 8 channels keep the simulator fast
+    # two batch items with their own scans, pillars and counts, scattered in one launch
+    pf = rng.standard_normal((2, P, C)).astype(np.float32)
+    coords, num = np.zeros((2, P, 4), np.int32), np.zeros((2, 2), np.int32)
+    ref = np.zeros((2, C, ny, nx), np.float32)
+    for k, pts in enumerate((_crop(SCAN, cfg), _crop(SCAN2, cfg)[:60])):
+        cv = Voxelizer(cfg)
+        num[k, 0] = p = cv(pts).num_pillars
+        coords[k] = cv.coords
+        coords[k, :, 0] = k
+        cpu_scatter(pf[k], coords[k], p, ref)
+    assert num[0, 0] != num[1, 0] and num[:, 0].min() > 0
+    d_pf, d_coords, d_num = cuda.to_device(pf), cuda.to_device(coords), cuda.to_device(num)
     d_canvas = cuda.to_device(np.zeros_like(ref))
     scatter_pillars(d_pf, d_coords, d_num, d_canvas, bound=cfg.max_pillars)
     assert np.array_equal(d_canvas.copy_to_host(), ref)
     clear_pillars(d_coords, d_num, d_canvas, bound=8)  # fewer threads than pillars: the clear strides over all
     assert not d_canvas.copy_to_host().any()
     # the FP16 torch RPN's input: an FP16 channels-last canvas, written through the pipeline's strided view of it
-    d_nhwc = cuda.to_device(np.zeros((2, ny, nx, 8), np.float16))
+    d_nhwc = cuda.to_device(np.zeros((2, ny, nx, C), np.float16))
     view = numba_view(d_nhwc, (0, 3, 1, 2))
     scatter_pillars(d_pf, d_coords, d_num, view, bound=cfg.max_pillars)
     assert np.array_equal(d_nhwc.copy_to_host().transpose(0, 3, 1, 2), ref.astype(np.float16))
     clear_pillars(d_coords, d_num, view, bound=8)
     assert not d_nhwc.copy_to_host().any()
+    # batch=1: item 1 is left alone
+    scatter_pillars(d_pf, d_coords, d_num, d_canvas, bound=8, batch=1)  # fewer threads than pillars: strides
+    got = d_canvas.copy_to_host()
+    assert np.array_equal(got[0], ref[0]) and not got[1].any()
 
 
 def _heads(cfg, seed: int, quantize: bool):
@@ -278,28 +299,36 @@ def check_pfn() -> None:
     pts = _crop(SCAN, cfg)
     inside = pts[(pts[:, 0] > 11) & (pts[:, 0] < 14) & (np.abs(pts[:, 1]) < 2)]
     pts = np.concatenate([pts, np.repeat(inside[:1], 40, axis=0)])  # one full pillar (32 points kept)
-    p = cv(pts).num_pillars
+    feats, refs, counts, npts = [], [], [], []
+    for x in (pts, _crop(SCAN2, cfg)[:60]):  # two batch items of different sizes, one launch
+        counts.append(cv(x).num_pillars)
+        feats.append(cv.features.copy())
+        npts.append(cv.npoints.astype(np.int32))
     vfe = load_checkpoint(SHARED / "checkpoints" / "pointpillar_kitti_random_seed0.pth", cfg).vfe.eval()
     with torch.no_grad():  # give BatchNorm real statistics so the fold is really tested
         n = vfe.pfn_layers[0].norm
         n.running_mean.uniform_(-0.2, 0.2)
         n.running_var.uniform_(0.5, 1.5)
         n.bias.uniform_(-0.3, 0.3)
-        ref = vfe(torch.from_numpy(cv.features[:p])).numpy()
+        refs = [vfe(torch.from_numpy(f[:p])).numpy() for f, p in zip(feats, counts)]
     w, b = fold_pfn(vfe)
     P, M, F = cv.features.shape
-    npts = cv.npoints[:P].astype(np.int32)
-    assert 0 < npts[:p].min() < M and npts[:p].max() == M, "pillars of several sizes, one full"
+    p = counts[0]
+    assert 0 < npts[0][:p].min() < M and npts[0][:p].max() == M, "pillars of several sizes, one full"
+    assert 0 < counts[1] < counts[0]
+    count = np.array([[counts[0], 0], [counts[1], 5]], np.int32)  # [b, 0]: the count ([b, 1] is not read)
     results = []
     for use_npts in (False, True):  # every row read, or only each pillar's points (the zero rows' 0 taken as read)
-        out = cuda.to_device(np.full((cfg.max_pillars, w.shape[0]), 7.0, np.float32))
-        pfn_kernel[2, block_threads(w.shape[0])](cuda.to_device(cv.features.reshape(-1)), M, F,
-                                                 cuda.to_device(np.array([p], np.int32)), cuda.to_device(npts),
-                                                 use_npts, cuda.to_device(np.ascontiguousarray(w.T)),
-                                                 cuda.to_device(b), out)  # 2 blocks: the grid-stride loop runs
+        out = cuda.to_device(np.full((2, cfg.max_pillars, w.shape[0]), 7.0, np.float32))
+        pfn_kernel[(2, 2), block_threads(w.shape[0])](cuda.to_device(np.stack(feats).reshape(2, -1)), M, F,
+                                                      cuda.to_device(count), cuda.to_device(np.stack(npts)),
+                                                      use_npts, cuda.to_device(np.ascontiguousarray(w.T)),
+                                                      cuda.to_device(b), out)  # 2 blocks: the grid-stride loop runs
         got = out.copy_to_host()
-        assert np.allclose(got[:p], ref, atol=1e-4), (use_npts, float(np.abs(got[:p] - ref).max()))
-        assert (got[p:] == 7.0).all(), "rows >= P must not be written"
+        for k in range(2):
+            q = counts[k]
+            assert np.allclose(got[k, :q], refs[k], atol=1e-4), (use_npts, k, float(np.abs(got[k, :q] - refs[k]).max()))
+            assert (got[k, q:] == 7.0).all(), "rows >= P must not be written"
         results.append(got)
     assert np.array_equal(results[0], results[1]), "skipping the zero rows must not change a bit"
 
@@ -312,15 +341,22 @@ def check_upload() -> None:
     from pointpillars_trt.stages.upload_cuda import upload_points
 
     pts = np.fromfile(SCAN, np.float32).reshape(-1, 4)[:300]
-    src_counts = cuda.to_device(np.array([7, 300], np.int32))
-    counts = cuda.to_device(np.zeros(2, np.int32))
-    points = cuda.to_device(np.full(4 * 512, -1.0, np.float32))
-    upload_points(src_counts, cuda.to_device(pts.reshape(-1)), 1, True, counts, points, capacity=512)
+    src = np.zeros((3, 4 * 512), np.float32)
+    src[0, :28] = pts[300 - 7:].reshape(-1)
+    src[1, :1200] = pts.reshape(-1)
+    src[2] = 5.0  # item 2 is outside the batch
+    src_counts = cuda.to_device(np.array([7, 300, 9], np.int32))
+    counts = cuda.to_device(np.zeros(3, np.int32))
+    points = cuda.to_device(np.full((3, 4 * 512), -1.0, np.float32))
+    upload_points(src_counts, cuda.to_device(src), True, counts, points, capacity=512, batch=2)
     got = points.copy_to_host()
-    assert list(counts.copy_to_host()) == [0, 300]
-    assert np.array_equal(got[:1200], pts.reshape(-1)) and (got[1200:] == -1.0).all()
-    upload_points(src_counts, cuda.to_device(np.zeros(4 * 512, np.float32)), 0, False, counts, points, capacity=512)
-    assert list(counts.copy_to_host()) == [7, 300] and np.array_equal(points.copy_to_host(), got)
+    assert list(counts.copy_to_host()) == [7, 300, 0]
+    assert np.array_equal(got[0, :28], src[0, :28]) and (got[0, 28:] == -1.0).all()
+    assert np.array_equal(got[1, :1200], pts.reshape(-1)) and (got[1, 1200:] == -1.0).all()
+    assert (got[2] == -1.0).all()
+    src_counts = cuda.to_device(np.array([8, 301, 9], np.int32))
+    upload_points(src_counts, cuda.to_device(np.zeros_like(src)), False, counts, points, capacity=512, batch=2)
+    assert list(counts.copy_to_host()) == [8, 301, 0] and np.array_equal(points.copy_to_host(), got)
 
 
 CHECKS = {"voxelize": check_voxelize, "scatter": check_scatter, "postprocess": check_postprocess, "pfn": check_pfn,

@@ -24,8 +24,8 @@ M_MAX = 32  # points per pillar
 C_MAX = 256  # output channels (64 for PointPillars), a multiple of CPT; G * C / CPT <= 1024 threads
 SHF = G * M_MAX * F_MAX  # shared floats of one block's pillars
 WN = F_MAX * CPT  # weights a thread holds (registers)
-COUNT = "num_pillars"  # optional feed entry: int32 device array whose [0] is the pillar count
-POINTS = "num_points"  # optional feed entry: int32 device array [P], each pillar's point count (rows past it are 0)
+COUNT = "num_pillars"  # optional feed entry: int32 device array whose [0] ([b, 0] batched) is the pillar count
+POINTS = "num_points"  # optional feed entry: int32 [P] ([B, P] batched), each pillar's point count (rows past it 0)
 
 
 def block_threads(channels: int) -> int:
@@ -35,12 +35,13 @@ def block_threads(channels: int) -> int:
 
 @cuda.jit(cache=True)
 def pfn_kernel(features, M, F, count, npts, use_npts, weight_t, shift, out):
-    """out[p, c] = relu(max_k(sum_f features[p, k, f] * weight_t[f, c]) + shift[c]) for p < count[0] (grid-stride).
+    """out[b, p, c] = relu(max_k(sum_f features[b, p, k, f] * weight_t[f, c]) + shift[c]) for p < count[b, 0]
+    (grid-stride), batch item b = blockIdx.y: one launch for a batch.
 
-    With use_npts, only pillar p's first npts[p] rows are read: the others are zero, and an all-zero row gives
+    With use_npts, only pillar p's first npts[b, p] rows are read: the others are zero, and an all-zero row gives
     exactly +0.0, so max(real rows, 0) is the same number (KITTI pillars hold 3 to 6 of their 32 points on average).
 
-    features is the flat [P * M * F] view of the [P, M, F] input: a block's G pillars are G * M * F consecutive
+    features[b] is the flat [P * M * F] view of item b's [P, M, F] input: a block's G pillars are G * M * F consecutive
     floats, staged in shared memory one point row a thread, each padded to F_MAX features (zeros). Thread (pillar
     g, channels c0..c0+CPT-1) holds those channels' F_MAX weights in registers (zero past F) and runs fully
     unrolled loops of constant length: one broadcast shared load per CPT multiply-adds. The previous version
@@ -52,7 +53,8 @@ def pfn_kernel(features, M, F, count, npts, use_npts, weight_t, shift, out):
     C = weight_t.shape[1]
     TP = C // CPT  # threads per pillar
     MF = M * F
-    P = features.shape[0] // MF
+    P = features.shape[1] // MF
+    b = cuda.blockIdx.y
     t = cuda.threadIdx.x
     g = t // TP
     c0 = (t - g * TP) * CPT
@@ -60,7 +62,7 @@ def pfn_kernel(features, M, F, count, npts, use_npts, weight_t, shift, out):
     for f in range(F_MAX):
         for j in range(CPT):
             w[f * CPT + j] = weight_t[f, c0 + j] if f < F else float32(0.0)
-    num = count[0]
+    num = count[b, 0]
     if num > P:
         num = P
     best = cuda.local.array(CPT, float32)
@@ -72,7 +74,7 @@ def pfn_kernel(features, M, F, count, npts, use_npts, weight_t, shift, out):
         if rows > G:
             rows = G
         if t < rows:
-            shn[t] = min(npts[base + t], M) if use_npts else M
+            shn[t] = min(npts[b, base + t], M) if use_npts else M
         cuda.syncthreads()
         # stage the block's points, one (pillar, point) row a thread at a time, padded to F_MAX with zeros: a
         # row's F loads are independent (in flight together); rows past a pillar's count are not read
@@ -81,7 +83,7 @@ def pfn_kernel(features, M, F, count, npts, use_npts, weight_t, shift, out):
         while r < rows * M:
             if int32(r) - (int32(r) // int32(M)) * int32(M) < shn[int32(r) // int32(M)]:
                 for f in range(F_MAX):
-                    shf[r * F_MAX + f] = features[src + f] if f < F else float32(0.0)
+                    shf[r * F_MAX + f] = features[b, src + f] if f < F else float32(0.0)
             r += cuda.blockDim.x
             src += cuda.blockDim.x * F
         cuda.syncthreads()
@@ -109,7 +111,7 @@ def pfn_kernel(features, M, F, count, npts, use_npts, weight_t, shift, out):
                         best[j] = float32(0.0)
             for j in range(CPT):
                 v = best[j] + shift[c0 + j]
-                out[p, c0 + j] = v if v > float32(0.0) else float32(0.0)
+                out[b, p, c0 + j] = v if v > float32(0.0) else float32(0.0)
         base += cuda.gridDim.x * G
 
 
@@ -125,12 +127,14 @@ def fold_pfn(vfe: Any) -> tuple[np.ndarray, np.ndarray]:
 
 class NumbaPfnRunner(Runner):
     """The PFN on the pipeline's stream and buffers as pfn_kernel; reads the pillar count from feed['num_pillars']
-    and, when given, each pillar's point count from feed['num_points'] (only those rows are read)."""
+    and, when given, each pillar's point count from feed['num_points'] (only those rows are read). Takes one
+    [P, M, F] input or a batch [B, P, M, F] (counts [B, 2] and [B, P]) in one launch."""
 
     name = "numba-pfn"
     device = "cuda"
     accepts_counts = True  # the pipeline passes its device-side pillar and point counts in the feed
     reentrant = True  # weights are read-only, no scratch
+    batched = True  # takes a [B, P, M, F] feed with [B, ...] counts in one call
 
     def __init__(self, vfe: Any, input_name: str, output_name: str, max_blocks: int = 1024) -> None:
         super().__init__()
@@ -171,14 +175,19 @@ class NumbaPfnRunner(Runner):
         if self.weight is None:
             raise RuntimeError("NumbaPfnRunner: call activate() first")
         x, y = self._view(feed[self._in]), self._view(out[self._out])
-        count = self._view(feed[COUNT]) if COUNT in feed else cuda.to_device(np.array([x.shape[0]], np.int32))
+        if x.ndim == 3:  # one item: a batch of one
+            x, y = x.reshape(1, *x.shape), y.reshape(1, *y.shape)
+        B, P, M, F = x.shape
+        if M > M_MAX or F != self._w.shape[0]:
+            raise UserError(f"the PFN kernel takes [P, <={M_MAX}, {self._w.shape[0]}] features, got {tuple(x.shape)}")
+        if COUNT in feed:
+            count = self._view(feed[COUNT]).reshape(B, -1)
+        else:
+            count = cuda.to_device(np.full((B, 1), P, np.int32))
+        npts = self._view(feed[POINTS]).reshape(B, P) if POINTS in feed else count  # else a placeholder, not read
         s = self._streams.get(stream)
         if s is None:
             s = self._streams[stream] = cuda.external_stream(stream) if stream else 0
-        P, M, F = x.shape
-        if M > M_MAX or F != self._w.shape[0]:
-            raise UserError(f"the PFN kernel takes [P, <={M_MAX}, {self._w.shape[0]}] features, got {tuple(x.shape)}")
-        npts = self._view(feed[POINTS]) if POINTS in feed else count  # a placeholder the kernel does not read
-        blocks = max(1, min(self.max_blocks, (P + G - 1) // G))
-        pfn_kernel[blocks, block_threads(self._w.shape[1]), s](x.reshape(P * M * F), M, F, count, npts,
-                                                               POINTS in feed, self.weight, self.shift, y)
+        blocks = max(1, min(max(8, self.max_blocks // B), (P + G - 1) // G))
+        pfn_kernel[(blocks, B), block_threads(self._w.shape[1]), s](x.reshape(B, P * M * F), M, F, count, npts,
+                                                                    POINTS in feed, self.weight, self.shift, y)

@@ -176,11 +176,12 @@ class GpuPipeline:
         ev, s, cap_ = hs.events, ds.stream, self._capturing
         items = ds.items[:batch]
         each = lambda work, fork=True: self._each(ds, items, work, fork)  # noqa: E731
-        cap_p = items[0].vox.pillar_capacity(capacity)
+        vox, ns = ds.vox, ds.ns
+        cap_p = vox.pillar_capacity(capacity)
         ev["start"].record_timing(s, cap_)
         if self.upload_kernel:  # exactly n points read from the mapped pinned slot (stages/upload_cuda.py)
-            each(lambda it, st, nst: upload_points(hs.src_counts, hs.src_points[it.b], it.b, source == "host",
-                                                   ds.counts_nb, it.points_flat, capacity, nst))
+            upload_points(hs.src_counts, hs.src_points, source == "host", ds.counts_nb, ds.points_flat, capacity,
+                          batch, ns)
         else:  # copies of fixed size: the whole capacity bucket
             s.h2d(ds.counts, hs.counts.array, 4 * batch)
             if source == "host":
@@ -188,33 +189,32 @@ class GpuPipeline:
                     s.h2d(it.points, hs.points.array[b], 16 * capacity)
         ev["h2d"].record_timing(s, cap_)
 
-        def voxelize(it: Item, st: Stream, nst: Any) -> None:
-            # zero the canvas cells the slot's last scan wrote (its coords/count, before voxelize overwrites them)
-            clear_pillars(it.vox.buf.coords, it.vox.buf.num_pillars, ds.canvas_nb, cap_p, nst)
-            it.vox.enqueue(capacity, nst)
-
-        each(voxelize)
+        # zero the canvas cells each slot's last scan wrote (its coords/count, before voxelize overwrites them)
+        clear_pillars(vox.buf.coords, vox.buf.num_pillars, ds.canvas_nb, cap_p, ns, batch)
+        vox.enqueue(capacity, ns, batch)
         ev["voxelize"].record_timing(s, cap_)
-        counts = getattr(self.pfn, "accepts_counts", False)  # a runner that skips rows >= P and zero rows: the counts
+        if getattr(self.pfn, "batched", False):  # one call for the batch (the counts: rows >= P and zero rows skipped)
+            feats, pf, num, npts = ds.pfn_io(batch)
+            self.pfn.infer({tn.PFN_INPUT: feats, "num_pillars": num, "num_points": npts}, {tn.PFN_OUTPUT: pf},
+                           s.handle)
+        else:
+            counts = getattr(self.pfn, "accepts_counts", False)
 
-        def pfn(it: Item, st: Stream, nst: Any) -> None:
-            feed = {tn.PFN_INPUT: it.features[:cap_p]}
-            if counts:
-                feed["num_pillars"], feed["num_points"] = it.vox.buf.num_pillars, it.vox.buf.npoints
-            self.pfn.infer(feed, {tn.PFN_OUTPUT: it.pf[:cap_p]}, st.handle)
+            def pfn(it: Item, st: Stream, nst: Any) -> None:
+                feed = {tn.PFN_INPUT: it.features[:cap_p]}
+                if counts:
+                    feed["num_pillars"], feed["num_points"] = it.vb.num_pillars, it.vb.npoints
+                self.pfn.infer(feed, {tn.PFN_OUTPUT: it.pf[:cap_p]}, st.handle)
 
-        # the PFN stays on the main stream: torch's allocates during capture, and the PFN kernel forked onto the lanes
-        # broke the next capture (cuDNN internal error in the RPN, H200) while gaining little: it is work-bound (an
-        # older kernel: 1.21 ms for 32 scans one after another, 1.48 ms of kernel time forked; now 0.58 ms serial)
-        each(pfn, fork=False)
+            # item by item on the main stream: torch's PFN allocates during capture, and a PFN forked onto the lanes
+            # broke the next capture (cuDNN internal error in the RPN, H200)
+            each(pfn, fork=False)
         ev["pfn"].record_timing(s, cap_)
-        each(lambda it, st, nst: scatter_pillars(it.pf_nb, it.vox.buf.coords, it.vox.buf.num_pillars, ds.canvas_nb,
-                                                 cap_p, nst))
+        scatter_pillars(ds.pf_nb, vox.buf.coords, vox.buf.num_pillars, ds.canvas_nb, cap_p, ns, batch)
         ev["scatter"].record_timing(s, cap_)
         self.rpn.infer({tn.RPN_INPUT: ds.canvas[:batch]}, {k: v[:batch] for k, v in ds.heads.items()}, s.handle)
         ev["rpn"].record_timing(s, cap_)
-        each(lambda it, st, nst: it.post.enqueue(it.heads, it.vox.buf.num_pillars, it.vox.buf.stats, it.header,
-                                                 it.dets, nst))
+        each(lambda it, st, nst: it.post.enqueue(it.heads, it.vb.num_pillars, it.vb.stats, it.header, it.dets, nst))
         ev["postprocess"].record_timing(s, cap_)
         s.d2h(hs.out.array, ds.out, ds.out.nbytes // self.max_batch * batch)
         ev["d2h"].record_timing(s, cap_)
@@ -352,7 +352,7 @@ class GpuPipeline:
     def snapshot(self, b: int = 0) -> dict[str, Any]:
         """Host copies of slot b's last intermediate buffers (syncs; for tests, never on the hot path)."""
         self.stream.synchronize()
-        buf = self.items[b].vox.buf
+        buf = self.items[b].vb
         p = int(buf.num_pillars.copy_to_host()[0])
         from numba import cuda
 

@@ -1,8 +1,9 @@
 """Deterministic hard voxelization + 10-feature decoration on the GPU (Numba CUDA), bit-identical to voxelize.py.
 
-Five module-level kernels (compiled once, cached on disk), no host sync, every count read from device memory
-(``npts[0]`` points, ``num_pillars[0]`` pillars), so launches only need a capacity and a captured CUDA graph
-replays them for any scan that fits it:
+Six module-level kernels (compiled once, cached on disk), no host sync, every count read from device memory
+(``npts[b]`` points, ``num_pillars[b, 0]`` pillars), so launches only need a capacity and a captured CUDA graph
+replays them for any scan that fits it. Each launch covers a whole batch: blockIdx.y is the batch item and every
+buffer has a leading batch dimension.
   1. per point: float32 cell id (same arithmetic as the njit code); per cell
      atomicMin of the first point index and a point count.
   2. per block of points: how many points open their cell (i == first point)
@@ -11,11 +12,11 @@ replays them for any scan that fits it:
      scan), so pillars are numbered by first appearance exactly as on the CPU;
      openers past max_pillars get none (their cell's points are dropped).
   4. per point: append the point index to its pillar's bucket (unordered).
-  5. per pillar (32 threads): the 32 smallest point indices of the bucket, sorted
-     (bitonic selection, 32 entries at a time), so a pillar keeps its first
-     max_points points in input order; then the mean (summed in slot order) and
-     the decoration.
-Rows in [P, previous P) of the feature buffer are zeroed (grid-stride), so rows >= P
+  5. per bucket entry: its slot = how many entries of its pillar have a smaller
+     index (a pillar keeps its first max_points points in input order); x, y, z,
+     intensity into that slot.
+  6. per (pillar, slot): the mean (summed in slot order) and the decoration.
+Rows in [P, previous P) of the feature buffer are zeroed (in the same walk), so rows >= P
 are always zero and the PFN may run on any capacity >= P. Cell-indexed scratch is
 reset by the kernels that last read it (only the touched cells).
 """
@@ -33,8 +34,9 @@ from pointpillars_trt.stages.cuda_fp import fadd, fmul
 from pointpillars_trt.stages.voxelize import VoxelParams, VoxelStats
 
 TPB = 256  # threads per block of the per-point kernels (power of two)
-LANES = 32  # threads per pillar in the decorate kernel: at most 32 points per pillar on the GPU
-G = 4  # pillars per block in the decorate kernel (G * LANES threads)
+LANES = 32  # at most 32 points per pillar on the GPU
+DECORATE_BLOCKS = 4096  # decorate blocks of a batch (enough to fill an H100/H200), split between the items
+DECORATE_BLOCKS_MIN = 16  # ... but at least this many per item
 INT_MAX = np.int32(2**31 - 1)
 # stats slots (int32)
 IN_RANGE, KEPT, DROPPED_FULL, DROPPED_MAX = 0, 1, 2, 3
@@ -60,18 +62,20 @@ def _block_sum(sh, t, v):
 @cuda.jit(cache=True)
 def _cells(points, npts, rx0, ry0, rz0, rx1, ry1, vx, vy, vz, nx, ny, nz, cell_of_point, first_pt, cell_count,
            num_pillars, stats, alloc):
-    """Per point: its cell (float32 arithmetic as the njit code), the cell's first point and point count."""
+    """Per point of item blockIdx.y: its cell (float32 arithmetic as the njit code), the cell's first point and
+    point count."""
+    b = cuda.blockIdx.y
     i = cuda.grid(1)
     if i == 0:
-        num_pillars[1] = num_pillars[0]  # the previous scan's P (decorate zeroes rows [P, prev))
+        num_pillars[b, 1] = num_pillars[b, 0]  # the previous scan's P (decorate zeroes rows [P, prev))
         for k in range(NSTATS):
-            stats[k] = 0
-        alloc[0] = 0
-    if i >= npts[0]:
+            stats[b, k] = 0
+        alloc[b] = 0
+    if i >= npts[b]:
         return
-    x = points[i, 0]
-    y = points[i, 1]
-    z = points[i, 2]
+    x = points[b, i, 0]
+    y = points[b, i, 1]
+    z = points[b, i, 2]
     c = -1
     if x >= rx0 and x <= rx1 and y >= ry0 and y <= ry1:
         fx = (x - rx0) / vx
@@ -80,50 +84,52 @@ def _cells(points, npts, rx0, ry0, rz0, rx1, ry1, vx, vy, vz, nx, ny, nz, cell_o
         # floor(f) >= 0 <=> f >= 0 and floor(f) < n <=> f < n; int32(f) == floor(f) for f >= 0
         if fx >= 0 and fx < nx and fy >= 0 and fy < ny and fz >= 0 and fz < nz:
             c = (int32(fz) * ny + int32(fy)) * nx + int32(fx)
-            cuda.atomic.min(first_pt, c, i)
-            cuda.atomic.add(cell_count, c, 1)
-    cell_of_point[i] = c
+            cuda.atomic.min(first_pt, (b, c), i)
+            cuda.atomic.add(cell_count, (b, c), 1)
+    cell_of_point[b, i] = c
 
 
 @cuda.jit(cache=True)
 def _count_openers(npts, cell_of_point, first_pt, block_open, stats):
     """Per block of points: how many open their cell (are its first point); points in range to the stats."""
     sh = cuda.shared.array(TPB, int32)
+    b = cuda.blockIdx.y
     i = cuda.grid(1)
     t = cuda.threadIdx.x
     op = 0
     inr = 0
-    if i < npts[0]:
-        c = cell_of_point[i]
+    if i < npts[b]:
+        c = cell_of_point[b, i]
         if c >= 0:
             inr = 1
-            if first_pt[c] == i:
+            if first_pt[b, c] == i:
                 op = 1
     tot_open = _block_sum(sh, t, op)
     tot_in = _block_sum(sh, t, inr)
     if t == 0:
-        block_open[cuda.blockIdx.x] = tot_open
+        block_open[b, cuda.blockIdx.x] = tot_open
         if tot_in > 0:
-            cuda.atomic.add(stats, IN_RANGE, tot_in)
+            cuda.atomic.add(stats, (b, IN_RANGE), tot_in)
 
 
 @cuda.jit(cache=True)
-def _number_pillars(npts, batch, nx, ny, max_pillars, cell_of_point, first_pt, cell_count, block_open,
+def _number_pillars(npts, nx, ny, max_pillars, cell_of_point, first_pt, cell_count, block_open,
                     pillar_of_cell, coords, pillar_cnt, pillar_off, alloc, num_pillars):
     """Per point: pillar id = openers before it (block prefix + in-block scan): numbered by first appearance."""
     sh = cuda.shared.array(TPB, int32)
+    b = cuda.blockIdx.y
     i = cuda.grid(1)
     t = cuda.threadIdx.x
-    b = cuda.blockIdx.x
+    blk = cuda.blockIdx.x
     part = 0
-    for k in range(t, b, TPB):
-        part += block_open[k]
+    for k in range(t, blk, TPB):
+        part += block_open[b, k]
     prefix = _block_sum(sh, t, part)
     op = 0
     c = -1
-    if i < npts[0]:
-        c = cell_of_point[i]
-        if c >= 0 and first_pt[c] == i:
+    if i < npts[b]:
+        c = cell_of_point[b, i]
+        if c >= 0 and first_pt[b, c] == i:
             op = 1
     # inclusive Hillis-Steele scan of opener flags within the block
     sh[t] = op
@@ -137,207 +143,170 @@ def _number_pillars(npts, batch, nx, ny, max_pillars, cell_of_point, first_pt, c
         s *= 2
     pid = prefix + sh[t] - op
     if op == 1 and pid < max_pillars:
-        pillar_of_cell[c] = pid
-        coords[pid, 0] = batch
-        coords[pid, 1] = c // (nx * ny)
-        coords[pid, 2] = (c // nx) % ny
-        coords[pid, 3] = c % nx
-        cnt = cell_count[c]
-        pillar_cnt[pid] = cnt
-        pillar_off[pid] = cuda.atomic.add(alloc, 0, cnt)
-    if b == cuda.gridDim.x - 1 and t == TPB - 1:
+        pillar_of_cell[b, c] = pid
+        coords[b, pid, 0] = b
+        coords[b, pid, 1] = c // (nx * ny)
+        coords[b, pid, 2] = (c // nx) % ny
+        coords[b, pid, 3] = c % nx
+        cnt = cell_count[b, c]
+        pillar_cnt[b, pid] = cnt
+        pillar_off[b, pid] = cuda.atomic.add(alloc, b, cnt)
+    if blk == cuda.gridDim.x - 1 and t == TPB - 1:
         total = prefix + sh[t]
-        num_pillars[0] = total if total < max_pillars else max_pillars
+        num_pillars[b, 0] = total if total < max_pillars else max_pillars
 
 
 @cuda.jit(cache=True)
-def _fill_buckets(npts, cell_of_point, pillar_of_cell, first_pt, cell_count, pillar_off, fill, bucket, stats):
-    """Per point: append its index to its pillar's bucket (unordered); reset the cell scratch it read."""
+def _fill_buckets(npts, cell_of_point, pillar_of_cell, first_pt, cell_count, pillar_off, fill, bucket, bucket_pillar,
+                  stats):
+    """Per point: append its index to its pillar's bucket (unordered) and note the entry's pillar; reset the cell
+    scratch it read."""
     sh = cuda.shared.array(TPB, int32)
+    b = cuda.blockIdx.y
     i = cuda.grid(1)
     t = cuda.threadIdx.x
     drop = 0
-    if i < npts[0]:
-        c = cell_of_point[i]
+    if i < npts[b]:
+        c = cell_of_point[b, i]
         if c >= 0:
-            p = pillar_of_cell[c]
+            p = pillar_of_cell[b, c]
             if p < 0:
                 drop = 1
             else:
-                k = cuda.atomic.add(fill, p, 1)
-                bucket[pillar_off[p] + k] = i
-            first_pt[c] = INT_MAX
-            cell_count[c] = 0
+                q = pillar_off[b, p] + cuda.atomic.add(fill, (b, p), 1)
+                bucket[b, q] = i
+                bucket_pillar[b, q] = p
+            first_pt[b, c] = INT_MAX
+            cell_count[b, c] = 0
     tot = _block_sum(sh, t, drop)
     if t == 0 and tot > 0:
-        cuda.atomic.add(stats, DROPPED_MAX, tot)
-
-
-@cuda.jit(device=True, inline=True)
-def _partner(sv, g, lane, v, j):
-    """The value of lane (lane ^ j) of this pillar's warp, through shared memory (the CUDA simulator CI tests with
-    has no warp shuffles); block-wide barriers, so every thread of the block must call it the same number of times."""
-    sv[g, lane] = v
-    cuda.syncthreads()
-    o = sv[g, lane ^ j]
-    cuda.syncthreads()
-    return o
-
-
-@cuda.jit(device=True, inline=True)
-def _bitonic32(sv, g, lane, v, k0, desc):
-    """Bitonic sort stages k0..32 of 32 values (one per lane): k0=2 sorts, k0=32 merges a bitonic sequence;
-    ascending across lanes, or descending with desc."""
-    k = k0
-    while k <= LANES:
-        j = k // 2
-        while j >= 1:
-            o = _partner(sv, g, lane, v, j)
-            up = ((lane & k) == 0) != desc
-            if ((lane & j) == 0) == up:
-                v = min(v, o)
-            else:
-                v = max(v, o)
-            j //= 2
-        k *= 2
-    return v
+        cuda.atomic.add(stats, (b, DROPPED_MAX), tot)
 
 
 @cuda.jit(cache=True)
-def _decorate(points, bucket, pillar_cnt, pillar_off, fill, coords, pillar_of_cell, num_pillars, nx, ny, M, nfeat,
-              vx, vy, vz, ox, oy, oz, features, npoints, stats):
-    """Per pillar (LANES threads): its first M points in input order = the M smallest indices of its unordered
-    bucket, selected 32 at a time (each chunk bitonic-sorted descending, merged into the running 32 smallest by
-    an elementwise min and a bitonic merge): O(n log^2 32) per pillar where ranking every entry against every
-    other was O(n^2) (dense pillars near the sensor hold hundreds of points). Then the mean (summed in slot
-    order, as on the CPU) and the decoration, from registers. Rows in [P, previous P) are zeroed with a
-    grid-stride loop, so rows >= P stay zero whatever the launch size."""
-    sv = cuda.shared.array((G, LANES), int32)
-    sxyz = cuda.shared.array((G, LANES, 3), float32)
-    sh_cnt = cuda.shared.array((G, 2), int32)
+def _place_points(npts, alloc, bucket, bucket_pillar, pillar_cnt, pillar_off, points, M, features):
+    """Per bucket entry (a kept point i of pillar p): its slot = how many of p's entries have a smaller index, so a
+    pillar keeps its first M points in input order whatever order its bucket was filled in; slots < M get x, y, z,
+    intensity in features[b, p, slot, 0:4]. One thread a point, no barriers: the O(n^2) compares only matter for
+    the few dense pillars near the sensor (at most 231 points in the shared KITTI scans)."""
+    b = cuda.blockIdx.y
+    q = cuda.grid(1)
+    if q >= alloc[b] or q >= npts[b]:
+        return
+    i = bucket[b, q]
+    p = bucket_pillar[b, q]
+    n = pillar_cnt[b, p]
+    off = pillar_off[b, p]
+    r = 0
+    for j in range(n):
+        if bucket[b, off + j] < i:
+            r += 1
+    if r < M:
+        for ch in range(4):
+            features[b, p, r, ch] = points[b, i, ch]
+
+
+@cuda.jit(cache=True)
+def _decorate(pillar_cnt, fill, coords, pillar_of_cell, num_pillars, nx, ny, M, nfeat, vx, vy, vz, ox, oy, oz,
+              features, npoints, stats):
+    """Per (pillar, slot) of item blockIdx.y, the blocks striding over them: a filled slot gets the offsets from
+    the pillar mean (its first k = min(n, M) points summed in slot order, as on the CPU) and from the pillar
+    centre; slots >= k and every slot of rows in [P, previous P) are zeroed, so rows >= P stay zero whatever the
+    launch size. No barriers in the walk: the previous kernel (a warp per pillar, 4 barriers a pillar) was bound
+    by its chain of dependent loads, 24 us a scan for 3,000-8,600 pillars of 3-6 points on an H200."""
+    sh = cuda.shared.array(TPB, int32)
+    b = cuda.blockIdx.y
     t = cuda.threadIdx.x
-    g = t // LANES
-    lane = t % LANES
-    p = cuda.blockIdx.x * G + g
-    num = num_pillars[0]
-    prev = num_pillars[1]
-    n = 0
-    off = 0
-    if p < num:
-        n = pillar_cnt[p]
-        off = pillar_off[p]
-    if lane == 0:
-        sh_cnt[g, 0] = n
-    cuda.syncthreads()
-    most = 0
-    for q in range(G):
-        most = max(most, sh_cnt[q, 0])  # every thread loops over the block's largest pillar (barriers inside)
-    cuda.syncthreads()
-    best = INT_MAX
-    for base in range(0, most, LANES):
-        e = base + lane
-        v = bucket[off + e] if e < n else INT_MAX
-        v = _bitonic32(sv, g, lane, v, 2, True)
-        best = _bitonic32(sv, g, lane, min(best, v), LANES, False)
-    k = n if n < M else M
-    x = float32(0.0)
-    y = float32(0.0)
-    z = float32(0.0)
-    if lane < k:
-        x = points[best, 0]
-        y = points[best, 1]
-        z = points[best, 2]
-        features[p, lane, 3] = points[best, 3]
-    sxyz[g, lane, 0] = x
-    sxyz[g, lane, 1] = y
-    sxyz[g, lane, 2] = z
-    if lane == 0:
-        sh_cnt[g, 1] = n - k
-    cuda.syncthreads()
-    if p < num:
-        sx = float32(0.0)
-        sy = float32(0.0)
-        sz = float32(0.0)
-        for s in range(k):  # slot order, as the CPU
-            sx += sxyz[g, s, 0]
-            sy += sxyz[g, s, 1]
-            sz += sxyz[g, s, 2]
-        if lane < k:
+    num = num_pillars[b, 0]
+    prev = num_pillars[b, 1]
+    end = (num if num > prev else prev) * M
+    kept = 0
+    full = 0
+    e = cuda.grid(1)
+    while e < end:
+        p = e // M
+        r = e - p * M
+        k = 0
+        if p < num:
+            n = pillar_cnt[b, p]
+            k = n if n < M else M
+            if r == 0:
+                npoints[b, p] = k
+                fill[b, p] = 0
+                pillar_of_cell[b, (coords[b, p, 1] * ny + coords[b, p, 2]) * nx + coords[b, p, 3]] = -1
+                kept += k
+                full += n - k
+        if r < k:
+            sx = float32(0.0)
+            sy = float32(0.0)
+            sz = float32(0.0)
+            for s in range(k):  # slot order, as the CPU
+                sx += features[b, p, s, 0]
+                sy += features[b, p, s, 1]
+                sz += features[b, p, s, 2]
             fn = float32(k)
-            px = fadd(fmul(float32(coords[p, 3]), vx), ox)
-            py = fadd(fmul(float32(coords[p, 2]), vy), oy)
-            pz = fadd(fmul(float32(coords[p, 1]), vz), oz)
-            features[p, lane, 0] = x
-            features[p, lane, 1] = y
-            features[p, lane, 2] = z
-            features[p, lane, 4] = x - sx / fn
-            features[p, lane, 5] = y - sy / fn
-            features[p, lane, 6] = z - sz / fn
-            features[p, lane, 7] = x - px
-            features[p, lane, 8] = y - py
-            features[p, lane, 9] = z - pz
-        elif lane < M:
+            x = features[b, p, r, 0]
+            y = features[b, p, r, 1]
+            z = features[b, p, r, 2]
+            px = fadd(fmul(float32(coords[b, p, 3]), vx), ox)
+            py = fadd(fmul(float32(coords[b, p, 2]), vy), oy)
+            pz = fadd(fmul(float32(coords[b, p, 1]), vz), oz)
+            features[b, p, r, 4] = x - sx / fn
+            features[b, p, r, 5] = y - sy / fn
+            features[b, p, r, 6] = z - sz / fn
+            features[b, p, r, 7] = x - px
+            features[b, p, r, 8] = y - py
+            features[b, p, r, 9] = z - pz
+        else:  # an empty slot, or a row the previous scan used and this one does not
             for ch in range(nfeat):
-                features[p, lane, ch] = float32(0.0)
-        if lane == 0:
-            npoints[p] = k
-            fill[p] = 0
-            pillar_of_cell[(coords[p, 1] * ny + coords[p, 2]) * nx + coords[p, 3]] = -1
-    stride = cuda.gridDim.x * G
-    q = p if p >= num else p + stride * ((num - p + stride - 1) // stride)  # first row >= num in this lane's walk
-    while q < prev:
-        if lane < M:
-            for ch in range(nfeat):
-                features[q, lane, ch] = float32(0.0)
-        q += stride
-    cuda.syncthreads()
+                features[b, p, r, ch] = float32(0.0)
+        e += cuda.gridsize(1)
+    kept = _block_sum(sh, t, kept)
+    full = _block_sum(sh, t, full)
     if t == 0:
-        kept = 0
-        full = 0
-        for q in range(G):
-            c = sh_cnt[q, 0]
-            kept += c if c < M else M
-            full += sh_cnt[q, 1]
         if kept > 0:
-            cuda.atomic.add(stats, KEPT, kept)
+            cuda.atomic.add(stats, (b, KEPT), kept)
         if full > 0:
-            cuda.atomic.add(stats, DROPPED_FULL, full)
+            cuda.atomic.add(stats, (b, DROPPED_FULL), full)
 
 
 @dataclass
 class VoxelBuffers:
-    """Device arrays of the voxelizer (Numba views); features/coords/npoints/num_pillars feed later stages."""
+    """Device arrays of the voxelizer (Numba views), batched [B, ...] or one item's [...] slices (item(b));
+    features/coords/npoints/num_pillars feed later stages."""
 
-    points: Any  # [max_points_in, 4] float32 (first n rows valid)
-    features: Any  # [max_pillars, M, 10] float32: the PFN input
-    coords: Any  # [max_pillars, 4] int32 (b, z, y, x)
-    npoints: Any  # [max_pillars] int32
-    npts: Any  # [1] int32: this scan's point count (written by the pipeline's upload)
-    num_pillars: Any  # [2] int32: [0] this scan's P, [1] the previous scan's
-    stats: Any  # [8] int32: in_range, kept, dropped_full, dropped_max
+    points: Any  # [B, max_points_in, 4] float32 (first n rows valid)
+    features: Any  # [B, max_pillars, M, 10] float32: the PFN input
+    coords: Any  # [B, max_pillars, 4] int32 (b, z, y, x)
+    npoints: Any  # [B, max_pillars] int32
+    npts: Any  # [B] int32: each scan's point count (written by the pipeline's upload)
+    num_pillars: Any  # [B, 2] int32: [b, 0] this scan's P, [b, 1] the previous scan's
+    stats: Any  # [B, 8] int32: in_range, kept, dropped_full, dropped_max
 
 
 class GpuVoxelizer:
-    """Enqueues the five voxelization kernels on a stream for one batch item; every buffer comes from ``alloc`` once."""
+    """Enqueues the six voxelization kernels on a stream for a batch of up to `batch` scans, each kernel one
+    launch for the whole batch (blockIdx.y = batch item: at B = 32 one launch-by-lane per item kept the GPU idle
+    between small kernels); every buffer comes from ``alloc`` once, with a leading batch dimension."""
 
-    def __init__(self, cfg: PointPillarsConfig, alloc: Any, max_input_points: int, batch_index: int = 0,
-                 name: str = "", npts: Any = None) -> None:
+    def __init__(self, cfg: PointPillarsConfig, alloc: Any, max_input_points: int, batch: int = 1,
+                 npts: Any = None) -> None:
         self.cfg = cfg
         self.vp = vp = VoxelParams.from_config(cfg)
         if vp.max_points > LANES:
             raise UserError(f"the GPU voxelizer keeps at most {LANES} points per pillar; the config asks for {vp.max_points}")
         nx, ny, nz = vp.grid
         self.max_input_points = int(max_input_points)
-        self.batch_index = int(batch_index)
+        self.batch = B = int(batch)
         ncell = nx * ny * nz
         N, P = self.max_input_points, vp.max_pillars
-        a = lambda shape, dtype, what: alloc.array(shape, dtype, f"{name}{what}")  # noqa: E731
+        a = lambda shape, dtype, what: alloc.array((B, *shape), dtype, what)  # noqa: E731
         self.buf = VoxelBuffers(
             points=a((N, 4), np.float32, "points"),
             features=a((P, vp.max_points, cfg.pfn_in_features), np.float32, "features"),
             coords=a((P, 4), np.int32, "coords"),
             npoints=a((P,), np.int32, "npoints"),
-            npts=a((1,), np.int32, "npts") if npts is None else npts,
+            npts=alloc.array((B,), np.int32, "npts") if npts is None else npts,
             num_pillars=a((2,), np.int32, "num_pillars"),
             stats=a((NSTATS,), np.int32, "vox_stats"),
         )
@@ -352,46 +321,66 @@ class GpuVoxelizer:
         self.pillar_off = a((P,), np.int32, "pillar_off")
         self.fill = a((P,), np.int32, "pillar_fill")
         self.bucket = a((N,), np.int32, "bucket")
-        self.alloc_ctr = a((1,), np.int32, "alloc_ctr")
+        self.bucket_pillar = a((N,), np.int32, "bucket_pillar")
+        self.alloc_ctr = alloc.array((B,), np.int32, "alloc_ctr")
         f = np.float32
         self._range = tuple(f(v) for v in (vp.range_min[0], vp.range_min[1], vp.range_min[2], vp.range_max[0], vp.range_max[1]))
         self._vsize = tuple(f(v) for v in vp.voxel_size)
         self._offset = tuple(f(v) for v in vp.centre_offset)
 
+    def item(self, b: int) -> VoxelBuffers:
+        """Batch item b's buffers (views; npts as a [1] view of its count)."""
+        x = self.buf
+        return VoxelBuffers(x.points[b], x.features[b], x.coords[b], x.npoints[b], x.npts[b: b + 1],
+                            x.num_pillars[b], x.stats[b])
+
     def pillar_capacity(self, point_capacity: int) -> int:
         """Rows the PFN must run on for scans of up to point_capacity points: min(max_pillars, capacity)."""
         return max(1, min(self.vp.max_pillars, int(point_capacity)))
 
-    def enqueue(self, point_capacity: int, stream: Any = 0) -> int:
-        """Voxelize the first npts[0] (<= point_capacity) rows of buf.points; returns the pillar capacity.
+    def _check(self, point_capacity: int, batch: int | None) -> tuple[int, int]:
+        cap, batch = int(point_capacity), self.batch if batch is None else int(batch)
+        if cap > self.max_input_points or not 1 <= batch <= self.batch:
+            raise ValueError(f"capacity {cap} x batch {batch} exceeds the GPU buffers of {self.max_input_points} "
+                             f"points x {self.batch}")
+        return cap, batch
 
-        Launch sizes depend only on the capacity, never on this scan's counts (graph-safe)."""
-        cap = int(point_capacity)
-        if cap > self.max_input_points:
-            raise ValueError(f"capacity {cap} exceeds the GPU buffer of {self.max_input_points} points")
+    def enqueue(self, point_capacity: int, stream: Any = 0, batch: int | None = None) -> int:
+        """Voxelize the first npts[b] (<= point_capacity) rows of buf.points[b] for the first `batch` items (all by
+        default); returns the pillar capacity. Launch sizes depend only on the capacity and the batch size, never
+        on a scan's counts (graph-safe)."""
+        cap, batch = self._check(point_capacity, batch)
         nx, ny, nz = self.vp.grid
         b = self.buf
-        nb = max(1, (cap + TPB - 1) // TPB)
-        _cells[nb, TPB, stream](b.points, b.npts, *self._range, *self._vsize, nx, ny, nz, self.cell_of_point,
-                                self.first_pt, self.cell_count, b.num_pillars, b.stats, self.alloc_ctr)
-        _count_openers[nb, TPB, stream](b.npts, self.cell_of_point, self.first_pt, self.block_open, b.stats)
-        _number_pillars[nb, TPB, stream](b.npts, self.batch_index, nx, ny, self.vp.max_pillars, self.cell_of_point,
-                                         self.first_pt, self.cell_count, self.block_open, self.pillar_of_cell,
-                                         b.coords, self.pillar_cnt, self.pillar_off, self.alloc_ctr, b.num_pillars)
-        _fill_buckets[nb, TPB, stream](b.npts, self.cell_of_point, self.pillar_of_cell, self.first_pt,
-                                       self.cell_count, self.pillar_off, self.fill, self.bucket, b.stats)
-        return self.enqueue_decorate(cap, stream)
+        grid = (max(1, (cap + TPB - 1) // TPB), batch)
+        _cells[grid, TPB, stream](b.points, b.npts, *self._range, *self._vsize, nx, ny, nz, self.cell_of_point,
+                                  self.first_pt, self.cell_count, b.num_pillars, b.stats, self.alloc_ctr)
+        _count_openers[grid, TPB, stream](b.npts, self.cell_of_point, self.first_pt, self.block_open, b.stats)
+        _number_pillars[grid, TPB, stream](b.npts, nx, ny, self.vp.max_pillars, self.cell_of_point, self.first_pt,
+                                           self.cell_count, self.block_open, self.pillar_of_cell, b.coords,
+                                           self.pillar_cnt, self.pillar_off, self.alloc_ctr, b.num_pillars)
+        _fill_buckets[grid, TPB, stream](b.npts, self.cell_of_point, self.pillar_of_cell, self.first_pt,
+                                         self.cell_count, self.pillar_off, self.fill, self.bucket,
+                                         self.bucket_pillar, b.stats)
+        return self.enqueue_decorate(cap, stream, batch)
 
-    def enqueue_decorate(self, point_capacity: int, stream: Any = 0) -> int:
-        """Launch 5 alone (enqueue runs it last): the features of the pillars whose buckets launches 1-4 filled.
-        Rerunning it on the same buckets gives the same features (tests reorder a bucket to check the selection)."""
+    def enqueue_decorate(self, point_capacity: int, stream: Any = 0, batch: int | None = None) -> int:
+        """Launches 5 and 6 alone (enqueue runs them last): the features of the pillars whose buckets launches 1-4
+        filled. Rerunning them on the same buckets gives the same features (tests reorder a bucket to check the
+        slots). Launch 6 strides over (pillar, slot) pairs with at most about DECORATE_BLOCKS blocks: a launch
+        over the whole pillar capacity (40,000 x 32 for 3,000-8,600 pillars) would mostly start empty blocks."""
+        cap, batch = self._check(point_capacity, batch)
         nx, ny, _ = self.vp.grid
         b = self.buf
-        rows = self.pillar_capacity(point_capacity)
-        _decorate[(rows + G - 1) // G, G * LANES, stream](
-            b.points, self.bucket, self.pillar_cnt, self.pillar_off, self.fill, b.coords, self.pillar_of_cell,
-            b.num_pillars, nx, ny, self.vp.max_points, self.cfg.pfn_in_features, *self._vsize, *self._offset,
-            b.features, b.npoints, b.stats)
+        M = self.vp.max_points
+        _place_points[(max(1, (cap + TPB - 1) // TPB), batch), TPB, stream](
+            b.npts, self.alloc_ctr, self.bucket, self.bucket_pillar, self.pillar_cnt, self.pillar_off, b.points, M,
+            b.features)
+        rows = self.pillar_capacity(cap)
+        blocks = max(1, min((rows * M + TPB - 1) // TPB, max(DECORATE_BLOCKS_MIN, DECORATE_BLOCKS // batch)))
+        _decorate[(blocks, batch), TPB, stream](
+            self.pillar_cnt, self.fill, b.coords, self.pillar_of_cell, b.num_pillars, nx, ny, M,
+            self.cfg.pfn_in_features, *self._vsize, *self._offset, b.features, b.npoints, b.stats)
         return rows
 
 
