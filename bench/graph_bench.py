@@ -34,7 +34,6 @@ VARIANTS = {  # name: make_gpu_pipeline options
 
 BATCH_VARIANTS = {  # batched throughput: the pipeline's defaults, and each batching choice turned off
     "default": dict(),
-    "serial": dict(concurrent=False),
     "no-overlap": dict(overlap=False),
     "torch-pfn": dict(pfn_kernel=False),
     "fp32-canvas": dict(fp16_canvas=False),

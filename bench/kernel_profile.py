@@ -1,6 +1,6 @@
 """Every GPU kernel of a scan, by name, with its time per scan: torch.profiler (CUPTI) around graph replays, so the
 Numba kernels, torch's and Inductor's all show. Run on the device:
-python bench/kernel_profile.py SCANS_DIR CKPT [--precision fp16] [--compile] [--torch-pfn] [--serial] [--batch B] [--reps N]
+python bench/kernel_profile.py SCANS_DIR CKPT [--precision fp16] [--compile] [--torch-pfn] [--batch B] [--reps N]
 """
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ def main() -> int:
     ap.add_argument("--precision", default="fp16")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--torch-pfn", action="store_true")
-    ap.add_argument("--serial", action="store_true")
     ap.add_argument("--no-graph", action="store_true")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--reps", type=int, default=60)
@@ -34,8 +33,7 @@ def main() -> int:
 
     scans = [np.fromfile(f, np.float32).reshape(-1, 4) for f in sorted(a.scans.glob("*.bin"))]
     pipe = make_gpu_pipeline(PointPillarsConfig(), "torch", a.precision, checkpoint=a.checkpoint, compile=a.compile,
-                             pfn_kernel=not a.torch_pfn, graph=not a.no_graph, max_batch=a.batch,
-                             concurrent=not a.serial)
+                             pfn_kernel=not a.torch_pfn, graph=not a.no_graph, max_batch=a.batch)
     B = a.batch
     batches = [[scans[(i * B + k) % len(scans)] for k in range(B)] for i in range(len(scans))]
     with pipe:
@@ -59,7 +57,7 @@ def main() -> int:
             per[name][0] += 1
             per[name][1] += e.device_time_total if hasattr(e, "device_time_total") else e.cuda_time_total
     total = sum(v[1] for v in per.values())
-    print(f"{a.precision} compile={a.compile} torch_pfn={a.torch_pfn} serial={a.serial} graph={not a.no_graph} batch={B}: "
+    print(f"{a.precision} compile={a.compile} torch_pfn={a.torch_pfn} graph={not a.no_graph} batch={B}: "
           f"{total / a.reps / 1e3:.3f} ms of kernels + copies per call ({total / a.reps / B / 1e3:.3f} per scan)")
     print("| us per call | launches per call | kernel |\n|---|---|---|")
     for name, (n, us) in sorted(per.items(), key=lambda kv: -kv[1][1]):

@@ -179,77 +179,90 @@ def check_postprocess() -> None:
 
     cfg = _small_cfg()
     anchors = make_anchors(cfg)
-    gp = GpuPostprocess(cfg, SimAllocator(), anchors)
-    num = cuda.to_device(np.array([5, 0], np.int32))
-    vstats = cuda.to_device(np.arange(8, dtype=np.int32))
-    out_h = cuda.to_device(np.zeros(HEADER, np.int32))
-    out_d = cuda.to_device(np.zeros((cfg.max_det, 9), np.float32))
-    # (seed, ties, sparse): a sparse scan has fewer candidates than nms_pre (no K-th score: the histogram is zeroed
-    # by the compaction, not drained); the dense scan after it fails if a stale bin leaks into its selection
-    # (checked: without the zeroing it does)
-    for seed, quantize, sparse in ((0, False, False), (1, True, False), (2, False, True), (0, False, False)):
+    gp = GpuPostprocess(cfg, SimAllocator(), anchors, batch=2)
+    num = cuda.to_device(np.array([[5, 0], [5, 0]], np.int32))
+    vstats = cuda.to_device(np.tile(np.arange(8, dtype=np.int32), (2, 1)))
+    out_h = cuda.to_device(np.zeros((2, HEADER), np.int32))
+    out_d = cuda.to_device(np.zeros((2, cfg.max_det, 9), np.float32))
+
+    def make_heads(seed: int, quantize: bool, sparse: bool):
         cls, box, dirc = _heads(cfg, seed, quantize)
         if sparse:  # 30 candidates, all above the dense scans' best: stale bins would move their K-th bucket
             rng = np.random.default_rng(seed)
             cls[:] = -10.0
             cls.reshape(-1, cfg.num_classes)[rng.choice(cls.size // cfg.num_classes, 30, replace=False), 0] = \
                 rng.uniform(5.0, 7.0, 30)
-        heads = HeadViews(cuda.to_device(cls.reshape(-1)), cuda.to_device(box.reshape(-1)), cuda.to_device(dirc.reshape(-1)))
+        return cls, box, dirc
+
+    # two batch items in one launch, each its own sequence of (seed, ties, sparse): a sparse scan has fewer
+    # candidates than nms_pre (no K-th score: the histogram is zeroed by the compaction, not drained); the dense
+    # scan after it (item 1) fails if a stale bin leaks into its selection (checked: without the zeroing it does)
+    steps = (((0, False, False), (2, False, True)), ((1, True, False), (0, False, False)),
+             ((2, False, True), (1, True, False)))
+    for step in steps:
+        hs = [make_heads(*x) for x in step]
+        heads = HeadViews(*(cuda.to_device(np.stack([h[k].reshape(-1) for h in hs])) for k in range(3)))
         gp.enqueue(heads, num, vstats, out_h, out_d)
         cuda.synchronize()
-        s_cpu, l_cpu = scores_and_labels(cls, cfg.num_classes)
-        s_gpu = gp.scores.copy_to_host()
-        assert np.array_equal(gp.labels.copy_to_host(), l_cpu)
-        assert np.abs(s_gpu.view(np.int32) - s_cpu.view(np.int32)).max() <= 1, "scores differ by more than 1 ulp"
-        n = int(gp.nsel.copy_to_host()[0])
-        ref_idx = top_candidates(s_gpu, cfg.score_thresh, cfg.nms_pre)  # exact order on the same scores
-        assert n == len(ref_idx) and (n == cfg.nms_pre) != sparse and n > 3, (n, len(ref_idx))
-        gidx = gp.sorted_idx.copy_to_host()[:n]
-        assert np.array_equal(gidx, ref_idx), "top-K order differs"
-        ref_boxes = decode_boxes(box.reshape(-1, 7)[ref_idx], anchors[ref_idx], dirc.reshape(-1, 2)[ref_idx], cfg)
-        assert np.allclose(gp.boxes.copy_to_host()[:n], ref_boxes, rtol=1e-6, atol=1e-6)
-        ref = postprocess(cls, box, dirc, anchors, cfg)
-        h = out_h.copy_to_host()
-        assert h[0] == len(ref) and h[1] == 5 and list(h[2:6]) == [0, 1, 2, 3], (h, len(ref))
-        got = out_d.copy_to_host()[: h[0]]
-        assert np.allclose(got[:, :7], ref.boxes, atol=1e-5), "NMS kept different boxes"
-        assert np.array_equal(got[:, 8].astype(np.int32), ref.labels)
-    # nothing in range -> no detections
-    gp.enqueue(heads, cuda.to_device(np.array([0, 0], np.int32)), vstats, out_h, out_d)
-    assert out_h.copy_to_host()[0] == 0
+        for k, ((cls, box, dirc), (_, _, sparse)) in enumerate(zip(hs, step)):
+            s_cpu, l_cpu = scores_and_labels(cls, cfg.num_classes)
+            s_gpu = gp.scores.copy_to_host()[k]
+            assert np.array_equal(gp.labels.copy_to_host()[k], l_cpu)
+            assert np.abs(s_gpu.view(np.int32) - s_cpu.view(np.int32)).max() <= 1, "scores differ by more than 1 ulp"
+            n = int(gp.nsel.copy_to_host()[k, 0])
+            ref_idx = top_candidates(s_gpu, cfg.score_thresh, cfg.nms_pre)  # exact order on the same scores
+            assert n == len(ref_idx) and (n == cfg.nms_pre) != sparse and n > 3, (n, len(ref_idx))
+            gidx = gp.sorted_idx.copy_to_host()[k, :n]
+            assert np.array_equal(gidx, ref_idx), "top-K order differs"
+            ref_boxes = decode_boxes(box.reshape(-1, 7)[ref_idx], anchors[ref_idx], dirc.reshape(-1, 2)[ref_idx], cfg)
+            assert np.allclose(gp.boxes.copy_to_host()[k, :n], ref_boxes, rtol=1e-6, atol=1e-6)
+            ref = postprocess(cls, box, dirc, anchors, cfg)
+            h = out_h.copy_to_host()[k]
+            assert h[0] == len(ref) and h[1] == 5 and list(h[2:6]) == [0, 1, 2, 3], (h, len(ref))
+            got = out_d.copy_to_host()[k, : h[0]]
+            assert np.allclose(got[:, :7], ref.boxes, atol=1e-5), "NMS kept different boxes"
+            assert np.array_equal(got[:, 8].astype(np.int32), ref.labels)
+    # nothing in range (item 0) -> no detections; batch=1 leaves item 1's result alone
+    before = out_h.copy_to_host()[1]
+    gp.enqueue(heads, cuda.to_device(np.array([[0, 0], [5, 0]], np.int32)), vstats, out_h, out_d, batch=1)
+    assert out_h.copy_to_host()[0, 0] == 0 and np.array_equal(out_h.copy_to_host()[1], before)
     # 200 candidates: several rank blocks, 10 upper-triangle mask tiles (80 row-slab items) and a walk over 4 mask
     # words (2 chunks) with about 40 to 130 keepers; max_det 100 stops it inside the third word. The kept rows must
     # be exactly the CPU NMS's choice among the GPU's own decoded boxes (so decode rounding cannot hide a wrong pick).
     from pointpillars_trt.stages.nms_cuda import _nms_greedy, _nms_mask
     from pointpillars_trt.stages.postprocess import nms_rotated
 
+    num = num[:1]
+    vstats = vstats[:1]
+    out_h = cuda.to_device(np.zeros((1, HEADER), np.int32))
     cases = ((0.3, 100, 0, False, 2), (0.3, 500, 1, True, 1), (0.1, 500, 2, False, 1))
     for thresh, max_det, seed, quantize, scans in cases:
         cfg = _small_cfg(nms_pre=200, max_det=max_det, nms_thresh=thresh)
         gp = GpuPostprocess(cfg, SimAllocator(), anchors)
-        out_d = cuda.to_device(np.zeros((cfg.max_det, 9), np.float32))
+        out_d = cuda.to_device(np.zeros((1, cfg.max_det, 9), np.float32))
         cls, box, dirc = _heads(cfg, seed, quantize)
-        heads = HeadViews(cuda.to_device(cls.reshape(-1)), cuda.to_device(box.reshape(-1)), cuda.to_device(dirc.reshape(-1)))
+        heads = HeadViews(cuda.to_device(cls.reshape(1, -1)), cuda.to_device(box.reshape(1, -1)),
+                          cuda.to_device(dirc.reshape(1, -1)))
         for _ in range(scans):  # a second scan reuses the scratch the first left behind
             gp.enqueue(heads, num, vstats, out_h, out_d)
             cuda.synchronize()
-            n = int(gp.nsel.copy_to_host()[0])
-            ref_idx = top_candidates(gp.scores.copy_to_host(), cfg.score_thresh, cfg.nms_pre)
-            assert n == len(ref_idx) == 200 and np.array_equal(gp.sorted_idx.copy_to_host()[:n], ref_idx)
-            boxes = gp.boxes.copy_to_host()[:n]
+            n = int(gp.nsel.copy_to_host()[0, 0])
+            ref_idx = top_candidates(gp.scores.copy_to_host()[0], cfg.score_thresh, cfg.nms_pre)
+            assert n == len(ref_idx) == 200 and np.array_equal(gp.sorted_idx.copy_to_host()[0, :n], ref_idx)
+            boxes = gp.boxes.copy_to_host()[0, :n]
             keep = nms_rotated(boxes, cfg.nms_thresh, cfg.max_det)
             assert len(keep) > 64 or thresh < 0.3, len(keep)  # keepers in more than one chunk
-            h = out_h.copy_to_host()
+            h = out_h.copy_to_host()[0]
             assert h[0] == len(keep), (h[0], len(keep))
-            got = out_d.copy_to_host()[: h[0]]
+            got = out_d.copy_to_host()[0, : h[0]]
             assert np.array_equal(got[:, :7], boxes[keep]), "NMS kept different boxes"
-            assert np.array_equal(got[:, 7], gp.sorted_scores.copy_to_host()[keep])
-            assert np.array_equal(got[:, 8], gp.sorted_labels.copy_to_host()[keep].astype(np.float32))
+            assert np.array_equal(got[:, 7], gp.sorted_scores.copy_to_host()[0, keep])
+            assert np.array_equal(got[:, 8], gp.sorted_labels.copy_to_host()[0, keep].astype(np.float32))
         if max_det == 100:  # fewer blocks than work items (the grid-stride loop) and 64 threads: the same bits
-            ref_mask = gp.mask.copy_to_host()
-            mask2 = cuda.to_device(np.full(ref_mask.shape, 0x5A5A5A5A5A5A5A5A, np.uint64))
+            ref_mask = gp.mask.copy_to_host()[0]
+            mask2 = cuda.to_device(np.full((1, *ref_mask.shape), 0x5A5A5A5A5A5A5A5A, np.uint64))
             _nms_mask[7, 64](gp.nsel, gp.boxes, gp._nms_thresh, mask2)
-            got_mask = mask2.copy_to_host()
+            got_mask = mask2.copy_to_host()[0]
             for i in range(n):
                 assert np.array_equal(got_mask[i, i // 64:], ref_mask[i, i // 64:]), i
     # the greedy walk alone on a random upper-triangle mask of 600 candidates (5 chunks of 2 words: the staged
@@ -257,9 +270,9 @@ def check_postprocess() -> None:
     # blocks of 256, 64 and 32 threads (one warp: the walker also does the loads)
     rng = np.random.default_rng(3)
     n, nw = 600, 10
-    dets_boxes = cuda.to_device(rng.random((nw * 64, 7), dtype=np.float32))
-    scores_s = cuda.to_device(rng.random(nw * 64, dtype=np.float32))
-    labels_s = cuda.to_device(rng.integers(1, 4, nw * 64).astype(np.int32))
+    dets_boxes = cuda.to_device(rng.random((1, nw * 64, 7), dtype=np.float32))
+    scores_s = cuda.to_device(rng.random((1, nw * 64), dtype=np.float32))
+    labels_s = cuda.to_device(rng.integers(1, 4, (1, nw * 64)).astype(np.int32))
     for density, max_det, threads in ((0.004, 1000, 256), (0.004, 150, 256), (0.03, 1000, 64), (0.01, 1000, 32)):
         bits = rng.random((nw * 64, nw * 64)) < density
         i, j = np.indices(bits.shape)
@@ -275,13 +288,14 @@ def check_postprocess() -> None:
             if not removed[c]:
                 keep.append(c)
                 removed |= bits[c] & valid[c]
-        h_d = cuda.to_device(np.zeros(HEADER, np.int32))
-        d_d = cuda.to_device(np.zeros((max_det, 9), np.float32))
-        _nms_greedy[1, threads](cuda.to_device(np.array([n], np.int32)), cuda.to_device(mask), dets_boxes, scores_s,
-                                labels_s, num, vstats, max_det, h_d, d_d)
-        h = h_d.copy_to_host()
+        h_d = cuda.to_device(np.zeros((1, HEADER), np.int32))
+        d_d = cuda.to_device(np.zeros((1, max_det, 9), np.float32))
+        _nms_greedy[1, threads](cuda.to_device(np.array([[n]], np.int32)), cuda.to_device(mask[None]), dets_boxes,
+                                scores_s, labels_s, num, vstats, max_det, h_d, d_d)
+        h = h_d.copy_to_host()[0]
         assert h[0] == len(keep), (density, max_det, threads, h[0], len(keep))
-        assert np.array_equal(d_d.copy_to_host()[: h[0], :7], dets_boxes.copy_to_host()[keep]), (density, max_det)
+        assert np.array_equal(d_d.copy_to_host()[0, : h[0], :7], dets_boxes.copy_to_host()[0, keep]), (density,
+                                                                                                      max_det)
 
 
 def check_pfn() -> None:

@@ -37,7 +37,7 @@ def make_pipeline(cfg: PointPillarsConfig, model: ModelFiles, backend: str, devi
 def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, checkpoint: str | Path | None = None,
                       onnx_dir: str | Path | None = None, engines_dir: str | Path = "engines",
                       max_batch: int = 1, graph: bool = True, compile: bool = True, tf32: bool = True,
-                      fold: bool = True, pfn_kernel: bool = True, concurrent: bool = True,
+                      fold: bool = True, pfn_kernel: bool = True,
                       fp16_canvas: bool = True, upload_kernel: bool = True, overlap_batches: bool = False,
                       max_points: int | None = None,
                       log: Callable[[str], None] | None = None) -> Any:
@@ -51,7 +51,7 @@ def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, 
     H200 inside the graph 0.042 ms against torch's 0.194 ms over the bucket's rows, bench/results/; False keeps
     torch's PFN, to compare); fp16_canvas: the FP16 torch RPN takes its input as the FP16 channels-last canvas the
     scatter writes (False: the FP32 NCHW canvas of the ONNX contract, converted by the runner, to compare);
-    concurrent: a batch's slots run each stage's kernels on streams of their own; upload_kernel: the points reach the
+    upload_kernel: the points reach the
     GPU through a kernel reading exactly the scan's n points from mapped pinned memory (False: a captured memcpy of
     the whole capacity bucket, to compare); overlap_batches: consecutive batches of run_batches may run side by
     side on two sets of device buffers and streams (torch runners only; twice the memory and no gain measured on
@@ -84,7 +84,7 @@ def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, 
     else:
         raise UserError(f"backend {backend!r} does not run on the GPU pipeline (torch or tensorrt)")
     return GpuPipeline(cfg, pfn, rpn, max_batch=max_batch, max_points=max_points or DEFAULT_MAX_POINTS, graph=graph,
-                       concurrent=concurrent, upload_kernel=upload_kernel, overlap_batches=overlap_batches)
+                       upload_kernel=upload_kernel, overlap_batches=overlap_batches)
 
 
 def _tensorrt_runners(cfg: PointPillarsConfig, precision: str, onnx_dir: str | Path | None,

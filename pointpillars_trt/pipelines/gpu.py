@@ -23,11 +23,10 @@ from pointpillars_trt.io.detections import Detections
 from pointpillars_trt.model import tensor_names as tn
 from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.pipelines.cpu import STAGES, ScanResult
-from pointpillars_trt.pipelines.cuda_runtime import Stream
 from pointpillars_trt.pipelines.graphs import make_graph
 from pointpillars_trt.pipelines.inputs import DevicePoints
 from pointpillars_trt.pipelines.seam import numba_view
-from pointpillars_trt.pipelines.slots import EVENTS, ROW, DeviceSlot, HostSlot, Item
+from pointpillars_trt.pipelines.slots import EVENTS, ROW, DeviceSlot, HostSlot
 from pointpillars_trt.plugins.pillar_scatter import clear_pillars, scatter_pillars
 from pointpillars_trt.stages.postprocess_cuda import HEADER
 from pointpillars_trt.stages.upload_cuda import upload_points
@@ -65,7 +64,7 @@ class GpuPipeline:
 
     def __init__(self, cfg: PointPillarsConfig, pfn_runner: Runner, rpn_runner: Runner, max_batch: int = 1,
                  max_points: int = DEFAULT_MAX_POINTS, graph: bool = True, max_graphs: int = 24,
-                 concurrent: bool = True, upload_kernel: bool = True, overlap_batches: bool = False) -> None:
+                 upload_kernel: bool = True, overlap_batches: bool = False) -> None:
         require_gpu_stack()
         from numba import config as numba_config
 
@@ -80,12 +79,12 @@ class GpuPipeline:
         self.use_graph, self.max_graphs = bool(graph), int(max_graphs)
         self.buckets = point_buckets(self.max_points)
         self._nout = HEADER + cfg.max_det * ROW
-        self.upload_kernel, self.concurrent = bool(upload_kernel), bool(concurrent)
+        self.upload_kernel = bool(upload_kernel)
         self.canvas_format = rpn_runner.input_format  # FP32 NCHW, or FP16 NHWC for the torch FP16 RPN
         self.devs = [self._device_slot()]  # a second one on the first run_batches (overlap_batches)
         d = self.devs[0]  # the single-scan path's slot, by its old names (tests and benches use them)
         self.stream, self._ns, self.alloc, self.items = d.stream, d.ns, d.alloc, d.items
-        self.counts, self.canvas, self.heads, self.out, self.lanes = d.counts, d.canvas, d.heads, d.out, d.lanes
+        self.counts, self.canvas, self.heads, self.out = d.counts, d.canvas, d.heads, d.out
         self.overlap_batches = bool(overlap_batches) and all(getattr(r, "reentrant", False) for r in (pfn_runner,
                                                                                                     rpn_runner))
         self.slots = [HostSlot(self.max_batch, self.max_points, self._nout)]  # a second one on the first run_batches
@@ -100,7 +99,7 @@ class GpuPipeline:
         self._capturing = False
 
     def _device_slot(self) -> DeviceSlot:
-        return DeviceSlot(self.cfg, self.max_batch, self.max_points, self.canvas_format, self._nout, self.concurrent)
+        return DeviceSlot(self.cfg, self.max_batch, self.max_points, self.canvas_format, self._nout)
 
     def _dev(self, slot: int) -> DeviceSlot:
         """The device slot host slot `slot` runs on (all on the first unless batches overlap)."""
@@ -174,8 +173,6 @@ class GpuPipeline:
         (no sync, no host-side counts)."""
         hs, ds = self.slots[slot], self._dev(slot)
         ev, s, cap_ = hs.events, ds.stream, self._capturing
-        items = ds.items[:batch]
-        each = lambda work, fork=True: self._each(ds, items, work, fork)  # noqa: E731
         vox, ns = ds.vox, ds.ns
         cap_p = vox.pillar_capacity(capacity)
         ev["start"].record_timing(s, cap_)
@@ -185,7 +182,7 @@ class GpuPipeline:
         else:  # copies of fixed size: the whole capacity bucket
             s.h2d(ds.counts, hs.counts.array, 4 * batch)
             if source == "host":
-                for b, it in enumerate(items):
+                for b, it in enumerate(ds.items[:batch]):
                     s.h2d(it.points, hs.points.array[b], 16 * capacity)
         ev["h2d"].record_timing(s, cap_)
 
@@ -197,40 +194,22 @@ class GpuPipeline:
             feats, pf, num, npts = ds.pfn_io(batch)
             self.pfn.infer({tn.PFN_INPUT: feats, "num_pillars": num, "num_points": npts}, {tn.PFN_OUTPUT: pf},
                            s.handle)
-        else:
+        else:  # item by item (torch's PFN, TensorRT's: one [P, M, F] input)
             counts = getattr(self.pfn, "accepts_counts", False)
-
-            def pfn(it: Item, st: Stream, nst: Any) -> None:
+            for it in ds.items[:batch]:
                 feed = {tn.PFN_INPUT: it.features[:cap_p]}
                 if counts:
                     feed["num_pillars"], feed["num_points"] = it.vb.num_pillars, it.vb.npoints
-                self.pfn.infer(feed, {tn.PFN_OUTPUT: it.pf[:cap_p]}, st.handle)
-
-            # item by item on the main stream: torch's PFN allocates during capture, and a PFN forked onto the lanes
-            # broke the next capture (cuDNN internal error in the RPN, H200)
-            each(pfn, fork=False)
+                self.pfn.infer(feed, {tn.PFN_OUTPUT: it.pf[:cap_p]}, s.handle)
         ev["pfn"].record_timing(s, cap_)
         scatter_pillars(ds.pf_nb, vox.buf.coords, vox.buf.num_pillars, ds.canvas_nb, cap_p, ns, batch)
         ev["scatter"].record_timing(s, cap_)
         self.rpn.infer({tn.RPN_INPUT: ds.canvas[:batch]}, {k: v[:batch] for k, v in ds.heads.items()}, s.handle)
         ev["rpn"].record_timing(s, cap_)
-        each(lambda it, st, nst: it.post.enqueue(it.heads, it.vb.num_pillars, it.vb.stats, it.header, it.dets, nst))
+        ds.post.enqueue(ds.head_views, vox.buf.num_pillars, vox.buf.stats, ds.header, ds.dets, ns, batch)
         ev["postprocess"].record_timing(s, cap_)
         s.d2h(hs.out.array, ds.out, ds.out.nbytes // self.max_batch * batch)
         ev["d2h"].record_timing(s, cap_)
-
-    def _each(self, ds: DeviceSlot, items: Sequence[Item], work: Any, fork: bool = True) -> None:
-        """work(item, stream, numba_stream) for every item: one after another on the slot's stream, or (lanes, more
-        than one item) each item on its own lane, forked from the slot's stream and joined back into it."""
-        if not (fork and ds.lanes and len(items) > 1):
-            for it in items:
-                work(it, ds.stream, ds.ns)
-            return
-        for b, it in enumerate(items):
-            ds.lanes[b].wait_for(ds.stream.handle, ds.fork[b])
-            work(it, ds.lanes[b], ds.lane_ns[b])
-        for b in range(len(items)):
-            ds.stream.wait_for(ds.lanes[b].handle, ds.join[b])
 
     def _count(self, counts: list[int], capacity: int, source: str) -> None:
         batch = len(counts)

@@ -59,6 +59,14 @@ def numba_view(obj: Any, axes: tuple[int, ...] | None = None) -> Any:
     return cuda.from_cuda_array_interface(cai, owner=obj, sync=False)
 
 
+def numba_strided(buf: Any, shape: tuple[int, ...], dtype: Any, offset_bytes: int, strides: tuple[int, ...]) -> Any:
+    """A Numba device array over buf's memory from offset_bytes with the given shape and byte strides (no copy): e.g.
+    every batch item's header words of the [B, nout] result rows (GPU only)."""
+    cai = {"shape": tuple(shape), "strides": tuple(strides), "typestr": np.dtype(dtype).str,
+           "data": (int(buf.ptr) + int(offset_bytes), False), "version": 3}
+    return cuda.from_cuda_array_interface(cai, owner=buf, sync=False)
+
+
 def numba_stream(handle: int) -> Any:
     """The Numba stream to launch on: the pipeline's raw stream, or 0 in the simulator / without one."""
     if simulator() or not handle:

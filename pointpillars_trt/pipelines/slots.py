@@ -1,5 +1,5 @@
-"""The GPU pipeline's per-scan and per-batch state: Item (one batch slot's stages and views of the shared device
-buffers), DeviceSlot (the device buffers, stream and lanes one batch runs on) and HostSlot (the pinned host memory
+"""The GPU pipeline's per-scan and per-batch state: Item (one batch slot's views of the batched device buffers),
+DeviceSlot (the device buffers, stages and stream one batch runs on) and HostSlot (the pinned host memory
 and events of one batch in flight)."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 from pointpillars_trt.model import tensor_names as tn
 from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.pipelines.cuda_runtime import DeviceBuffer, Event, PinnedBuffer, Stream
-from pointpillars_trt.pipelines.seam import BufferAllocator, numba_stream, numba_view
+from pointpillars_trt.pipelines.seam import BufferAllocator, numba_stream, numba_strided, numba_view
 from pointpillars_trt.stages.anchors import make_anchors
 from pointpillars_trt.stages.postprocess_cuda import HEADER, GpuPostprocess, HeadViews
 from pointpillars_trt.stages.voxelize_cuda import GpuVoxelizer
@@ -21,45 +21,34 @@ ROW = 9  # floats per detection: x, y, z, dx, dy, dz, yaw, score, label
 
 
 class Item:
-    """The per-scan state of batch slot b: post-processing, and views of the batched device buffers (its voxelizer
-    buffers, points, PFN input and output, heads, result row)."""
+    """Batch slot b's views of the batched device buffers: its voxelizer buffers, points, PFN input and output (for
+    the stages that run item by item: device input, PFN runners that take one scan) and where its result row is."""
 
     def __init__(self, b: int, cfg: PointPillarsConfig, alloc: BufferAllocator, vox: GpuVoxelizer, max_points: int,
-                 pillar_features: DeviceBuffer, heads: dict[str, DeviceBuffer], out: DeviceBuffer) -> None:
+                 pillar_features: DeviceBuffer, nout: int) -> None:
         self.b = b
         self.vb = vox.item(b)
         P, M, F, C = cfg.max_pillars, vox.vp.max_points, cfg.pfn_in_features, cfg.pfn_filters
         self.points = alloc.buffers["points"].view((max_points, 4), np.float32, b * max_points * 16)
         self.features = alloc.buffers["features"].view((P, M, F), np.float32, b * P * M * F * 4)
         self.pf = pillar_features.view((P, C), np.float32, b * P * C * 4)
-        A = cfg.num_anchors
-
-        def head(name: str, ch: int) -> Any:
-            return numba_view(heads[name].view((A * ch,), np.float32, b * A * ch * 4))
-
-        self.heads = HeadViews(head(tn.RPN_OUTPUTS[0], cfg.num_classes), head(tn.RPN_OUTPUTS[1], 7),
-                               head(tn.RPN_OUTPUTS[2], cfg.num_dir_bins))
-        self.post = GpuPostprocess(cfg, alloc, make_anchors(cfg), name=f"b{b}_")
-        row0 = b * (HEADER + cfg.max_det * ROW) * 4
-        self.header = numba_view(out.view((HEADER,), np.int32, row0))
-        self.dets = numba_view(out.view((cfg.max_det, ROW), np.float32, row0 + HEADER * 4))
-        self.out_offset = row0
+        self.out_offset = b * nout * 4
 
 
 class DeviceSlot:
-    """Everything one batch runs on: a stream, the device buffers the stages share (counts, the voxelizer's, pillar
-    features, the RPN's canvas in its runner's input format, heads, result rows), all with a leading batch
-    dimension so that a stage is one launch for the whole batch, each batch item's views and post-processing
-    (Item) and, with `concurrent`, one lane (stream) per item for the stages that still run item by item. A second
-    DeviceSlot lets run_batches run batch i+1's graph while batch i's is still running (overlap_batches; no gain
-    measured on an H200, where a batch's kernels already keep the GPU busy: bench/results/)."""
+    """Everything one batch runs on: a stream and the device buffers the stages share (counts, the voxelizer's and
+    the post-processing's scratch, pillar features, the RPN's canvas in its runner's input format, heads, result
+    rows), all with a leading batch dimension so that each stage is one launch for the whole batch, and each batch
+    item's views (Item). A second DeviceSlot lets run_batches run batch i+1's graph while batch i's is still
+    running (overlap_batches; no gain measured on an H200, where a batch's kernels already keep the GPU busy:
+    bench/results/)."""
 
     def __init__(self, cfg: PointPillarsConfig, max_batch: int, max_points: int, canvas_format: tuple[str, str],
-                 nout: int, concurrent: bool) -> None:
+                 nout: int) -> None:
         nx, ny, _ = cfg.grid_size
         fx, fy = cfg.feature_map_size
         ch = cfg.head_channels
-        B, P, C = max_batch, cfg.max_pillars, cfg.pfn_filters
+        B, P, C, A = max_batch, cfg.max_pillars, cfg.pfn_filters, cfg.num_anchors
         self.stream = Stream()
         self.ns = numba_stream(self.stream.handle)
         self.alloc = alloc = BufferAllocator()
@@ -76,16 +65,16 @@ class DeviceSlot:
         self.canvas_nb = numba_view(self.canvas, (0, 3, 1, 2) if nhwc else None)
         self.heads = {name: DeviceBuffer((B, fy, fx, ch[k]), np.float32)
                       for name, k in zip(tn.RPN_OUTPUTS, ("cls", "box", "dir"))}
+        flat = [numba_view(self.heads[name].view((B, A * n), np.float32))
+                for name, n in zip(tn.RPN_OUTPUTS, (cfg.num_classes, 7, cfg.num_dir_bins))]
+        self.head_views = HeadViews(*flat)
+        self.post = GpuPostprocess(cfg, alloc, make_anchors(cfg), batch=B)
         self.out = DeviceBuffer((B, nout), np.float32)
-        self.items = [Item(b, cfg, alloc, self.vox, max_points, self.pillar_features, self.heads, self.out)
-                      for b in range(B)]
+        # each item's row: HEADER int32 words, then max_det detection rows (strided views over the batch's rows)
+        self.header = numba_strided(self.out, (B, HEADER), np.int32, 0, (nout * 4, 4))
+        self.dets = numba_strided(self.out, (B, cfg.max_det, ROW), np.float32, HEADER * 4, (nout * 4, ROW * 4, 4))
+        self.items = [Item(b, cfg, alloc, self.vox, max_points, self.pillar_features, nout) for b in range(B)]
         self.wait_event = Event()
-        # concurrent: in a batch, each item's kernels of a per-item stage run on a lane of their own, forked from
-        # the stream and joined back before the next stage (parallel branches of the captured graph)
-        self.lanes = [Stream() for _ in range(B)] if concurrent and B > 1 else []
-        self.lane_ns = [numba_stream(lane.handle) for lane in self.lanes]
-        self.fork = [Event() for _ in self.lanes]
-        self.join = [Event() for _ in self.lanes]
 
     def pfn_io(self, batch: int) -> tuple[Any, Any, Any, Any]:
         """The first `batch` items' PFN input [batch, P, M, F], output [batch, P, C], pillar counts [batch, 2] and

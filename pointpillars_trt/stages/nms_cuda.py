@@ -1,5 +1,5 @@
 """Rotated BEV NMS on the GPU (Numba CUDA), the last two launches of postprocess_cuda: a pairwise IoU bitmask in
-64 x 64 tiles cut into row slabs, then one block's greedy walk in score order. Same float64 IoU as rotated_iou.py,
+64 x 64 tiles cut into row slabs, then one block's greedy walk in score order; blockIdx.y is the batch item. Same float64 IoU as rotated_iou.py,
 same greedy rule as postprocess.py (suppress when IoU > thresh, keep at most max_det); counts are read from device
 memory, so the launch sizes depend on the config only (graph-safe).
 """
@@ -18,19 +18,21 @@ LG_NSLAB_MAX = 3  # a tile is cut into up to 8 row slabs (work items) when there
 NSLAB_MAX = 1 << LG_NSLAB_MAX
 MASK_THREADS = 128
 MASK_BLOCKS = 640  # the mask grid: about the blocks of MASK_THREADS an H200 holds at once (132 SMs x 5)
+MASK_BLOCKS_MIN = 48  # ... per batch item, at least
 CROWS = 2 * NTILE  # candidates of one greedy chunk (two mask words)
 NCHUNK_MAX1 = NW_MAX // 2 + 1
 GREEDY_THREADS = 512  # warp 0 walks; 15 warps OR and stage (more threads: fewer serial loads each)
 
 
-def mask_blocks(nms_pre: int) -> int:
-    """Blocks of the mask launch for a config: MASK_BLOCKS, or fewer when the largest n has fewer work items."""
+def mask_blocks(nms_pre: int, batch: int = 1) -> int:
+    """Blocks of the mask launch per batch item: MASK_BLOCKS shared between the items (at least MASK_BLOCKS_MIN
+    each), or fewer when the largest n has fewer work items."""
     m = (nms_pre + NTILE - 1) // NTILE
-    return max(1, min(MASK_BLOCKS, m * (m + 1) // 2 * NSLAB_MAX))
+    return max(1, min(max(MASK_BLOCKS_MIN, MASK_BLOCKS // max(1, batch)), m * (m + 1) // 2 * NSLAB_MAX))
 
 
 @cuda.jit(cache=True)
-def _nms_mask(nsel, boxes, nms_thresh, mask):
+def _nms_mask(nsel_, boxes_, nms_thresh, mask_):
     """Bit q of mask[i, cb] = IoU(i, cb*64+q) > thresh for j = cb*64+q > i, on the upper triangle of 64 x 64 tiles
     below n. A work item is a slab of a tile's rows: the tiles are cut into the most slabs (8, 4, 2 or 1) that
     still leave at most one item per block, so a few dense tiles (small n) spread over many blocks while many
@@ -43,6 +45,8 @@ def _nms_mask(nsel, boxes, nms_thresh, mask):
     and lists the others in shared memory; pass 2 clips the listed pairs with every thread busy (the float64
     clipping of one pair is long and serial). Per-box quantities are stored one row per quantity (g[k, box]), so
     a warp reads consecutive words."""
+    bi = cuda.blockIdx.y  # the batch item
+    nsel, boxes, mask = nsel_[bi], boxes_[bi], mask_[bi]
     sh = cuda.shared.array((8, NTILE), float64)  # columns: x, y, circumradius, area, xmin, xmax, ymin, ymax
     shc = cuda.shared.array((NTILE, 4, 2), float64)
     rg = cuda.shared.array((8, NTILE), float64)  # the same for the slab's rows
@@ -146,7 +150,7 @@ def _stage(mask, n, nwords, C, buf, u0, step):
 
 
 @cuda.jit(cache=True)
-def _nms_greedy(nsel, mask, boxes, scores_s, labels_s, num_pillars, vstats, max_det, header, dets):
+def _nms_greedy(nsel_, mask_, boxes_, scores_s_, labels_s_, num_pillars_, vstats_, max_det, header_, dets_):
     """One block: walk the candidates in score order, keep those no kept box suppresses (at most max_det).
 
     One block barrier per chunk of 128 candidates (two mask words). Thread 0 walks chunk C from one candidate
@@ -157,6 +161,9 @@ def _nms_greedy(nsel, mask, boxes, scores_s, labels_s, num_pillars, vstats, max_
     chunk's global loads overlap the walk of the one before, and removed[] holds every earlier keeper's bits
     when a chunk's walk starts. While loops throughout: a range with a step known only at run time divides
     (64-bit, a long subroutine) for its trip count."""
+    bi = cuda.blockIdx.y  # the batch item
+    nsel, mask, boxes, scores_s, labels_s = nsel_[bi], mask_[bi], boxes_[bi], scores_s_[bi], labels_s_[bi]
+    num_pillars, vstats, header, dets = num_pillars_[bi], vstats_[bi], header_[bi], dets_[bi]
     removed = cuda.shared.array(NW_MAX, uint64)
     keep = cuda.shared.array(MAX_DET_GPU, int32)
     kstart = cuda.shared.array(NCHUNK_MAX1, int32)  # kstart[C]: keepers before chunk C

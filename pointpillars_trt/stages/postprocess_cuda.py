@@ -1,4 +1,5 @@
-"""Head outputs -> detections on the GPU (Numba CUDA), the same semantics as postprocess.py, seven launches.
+"""Head outputs -> detections on the GPU (Numba CUDA), the same semantics as postprocess.py, seven launches, each
+one for a whole batch (blockIdx.y = batch item; a kernel first takes its item's row of every batched array).
 
 1. scores: sigmoid of the max logit + label per anchor; a count of the
    candidates (score >= thresh) and a histogram of their float bits on the
@@ -124,7 +125,9 @@ def _bucket_of(part, bins, CH, NB, need):
 
 
 @cuda.jit(cache=True)
-def _scores_hist(cls, num_pillars, NC, THR, K, scores, labels, hist1, sel, done):
+def _scores_hist(cls_, num_pillars, NC, THR, K, scores_, labels_, hist1_, sel_, done_):
+    b = cuda.blockIdx.y  # the batch item: each array below is its row of the batched one
+    cls, scores, labels, hist1, sel, done = cls_[b], scores_[b], labels_[b], hist1_[b], sel_[b], done_[b]
     bins = cuda.shared.array(NB1, int32)
     part = cuda.shared.array(TPB, int32)
     cnt = cuda.shared.array(1, int32)
@@ -137,7 +140,7 @@ def _scores_hist(cls, num_pillars, NC, THR, K, scores, labels, hist1, sel, done)
     if a < A:
         s = float32(0.0)
         best = 0
-        if num_pillars[0] > 0:  # nothing in range: no detections (as the CPU pipeline)
+        if num_pillars[b, 0] > 0:  # nothing in range: no detections (as the CPU pipeline)
             best, top = _argmax(cls, a * NC, NC)
             s = float32(1.0) / (float32(1.0) + fexp(-top))
         scores[a] = s
@@ -156,8 +159,8 @@ def _scores_hist(cls, num_pillars, NC, THR, K, scores, labels, hist1, sel, done)
         if total > K:  # a selection is needed: drain the histogram (zeroing it) and find the K-th score's bucket
             _drain_histogram(hist1, bins, part, t, CH1, NB1)
             if t == 0:
-                b, cum = _bucket_of(part, bins, CH1, NB1, K)
-                sel[S_B1] = b
+                b1, cum = _bucket_of(part, bins, CH1, NB1, K)
+                sel[S_B1] = b1
                 sel[S_ABOVE1] = cum
         elif t == 0:  # every candidate is kept: no K-th score (_refine returns at once, _compact zeroes the bins)
             sel[S_B1] = -1
@@ -169,7 +172,9 @@ def _scores_hist(cls, num_pillars, NC, THR, K, scores, labels, hist1, sel, done)
 
 
 @cuda.jit(cache=True)
-def _refine(scores, THR, K, sel, hist2, done):
+def _refine(scores_, THR, K, sel_, hist2_, done_):
+    b = cuda.blockIdx.y
+    scores, sel, hist2, done = scores_[b], sel_[b], hist2_[b], done_[b]
     bins = cuda.shared.array(NB2, int32)
     part = cuda.shared.array(TPB, int32)
     b1 = sel[S_B1]
@@ -188,13 +193,15 @@ def _refine(scores, THR, K, sel, hist2, done):
         _drain_histogram(hist2, bins, part, t, CH2, NB2)
         if t == 0:
             need = K - sel[S_ABOVE1]
-            b, cum = _bucket_of(part, bins, CH2, NB2, need)
-            sel[S_KTH] = LO + (b1 << SHIFT) + b
+            b2, cum = _bucket_of(part, bins, CH2, NB2, need)
+            sel[S_KTH] = LO + (b1 << SHIFT) + b2
             sel[S_M] = need - cum
 
 
 @cuda.jit(cache=True)
-def _compact(scores, THR, sel, cand, bitmap, hist1):
+def _compact(scores_, THR, sel_, cand_, bitmap_, hist1_):
+    b = cuda.blockIdx.y
+    scores, sel, cand, bitmap, hist1 = scores_[b], sel_[b], cand_[b], bitmap_[b], hist1_[b]
     a = cuda.grid(1)
     if a < scores.shape[0]:
         s = scores[a]
@@ -211,9 +218,11 @@ def _compact(scores, THR, sel, cand, bitmap, hist1):
 
 
 @cuda.jit(cache=True)
-def _gather_ties(sel, cand, bitmap, nsel):
+def _gather_ties(sel_, cand_, bitmap_, nsel_):
     """One block: the first m candidates tied at the K-th score (by ascending anchor index, from the bitmap) join
     the list; nsel = list length. Resets the list counter and the bitmap for the next scan."""
+    b = cuda.blockIdx.y
+    sel, cand, bitmap, nsel = sel_[b], cand_[b], bitmap_[b], nsel_[b]
     part = cuda.shared.array(T_MAX, int32)
     t = cuda.threadIdx.x
     T = cuda.blockDim.x
@@ -255,13 +264,16 @@ def _gather_ties(sel, cand, bitmap, nsel):
 
 
 @cuda.jit(cache=True)
-def _rank_decode(nsel, cand, scores, labels, box, dirc, anchors, ND, DOFF, LOFF, PER, boxes_out, scores_out,
-                 labels_out, idx_out):
+def _rank_decode(nsel_, cand_, scores_, labels_, box_, dirc_, anchors, ND, DOFF, LOFF, PER, boxes_out_, scores_out_,
+                 labels_out_, idx_out_):
     """Per candidate: its rank = how many keys are larger (keys are unique: score bits << 32 | ~index), so the
     order is score descending, ties by ascending anchor index, exactly as on the CPU; then the float32
     ResidualCoder decode + direction bin (unfused float32, as NumPy) into row `rank`. O(n^2) compares, spread
     over many small blocks: a block ranks RC candidates (one a lane) and each of its warps compares them with
     every RS-th key (one shared-memory broadcast a compare); the RS partial ranks are summed in shared memory."""
+    b = cuda.blockIdx.y
+    nsel, cand, scores, labels, box, dirc = nsel_[b], cand_[b], scores_[b], labels_[b], box_[b], dirc_[b]
+    boxes_out, scores_out, labels_out, idx_out = boxes_out_[b], scores_out_[b], labels_out_[b], idx_out_[b]
     keys = cuda.shared.array(K_MAX, int64)
     part = cuda.shared.array((RS_MAX, RC), int32)
     t = cuda.threadIdx.x
@@ -320,7 +332,7 @@ def _rank_decode(nsel, cand, scores, labels, box, dirc, anchors, ND, DOFF, LOFF,
 
 @dataclass
 class HeadViews:
-    """Flat Numba views of one batch item's NHWC head outputs ([A*NC], [A*7], [A*ND])."""
+    """Flat Numba views of a batch's NHWC head outputs ([B, A*NC], [B, A*7], [B, A*ND])."""
 
     cls: Any
     box: Any
@@ -328,17 +340,20 @@ class HeadViews:
 
 
 class GpuPostprocess:
-    """Scores, top-K, decode and rotated NMS on the device for one batch item; every scratch buffer from ``alloc`` once.
+    """Scores, top-K, decode and rotated NMS on the device for a batch of up to `batch` items, each launch one for
+    the whole batch (blockIdx.y = item); every scratch buffer from ``alloc`` once, with a leading batch dimension.
 
-    All seven launches have sizes fixed by the config (anchors, nms_pre); counts are read from device memory."""
+    All seven launches have sizes fixed by the config (anchors, nms_pre) and the batch size; counts are read from
+    device memory."""
 
-    def __init__(self, cfg: PointPillarsConfig, alloc: Any, anchors: np.ndarray, name: str = "") -> None:
+    def __init__(self, cfg: PointPillarsConfig, alloc: Any, anchors: np.ndarray, batch: int = 1) -> None:
         if cfg.score_thresh < MIN_THRESH:
             raise UserError(f"the GPU post-processing needs score_thresh >= {MIN_THRESH} (2**-8), got {cfg.score_thresh}")
         if cfg.nms_pre > K_MAX or cfg.max_det > MAX_DET_GPU:
             raise UserError(f"the GPU post-processing supports nms_pre <= {K_MAX} and max_det <= {MAX_DET_GPU}; "
                             f"the config has {cfg.nms_pre} and {cfg.max_det}")
         self.cfg = cfg
+        self.batch = B = int(batch)
         A = cfg.num_anchors
         K = cfg.nms_pre
         self.A, self.K = A, K
@@ -347,16 +362,16 @@ class GpuPostprocess:
         self._dir = (cfg.num_dir_bins, f(cfg.dir_offset), f(cfg.dir_limit_offset), f(2 * np.pi / cfg.num_dir_bins))
         self._nms_thresh = float(cfg.nms_thresh)
         self._sort_threads = min(T_MAX, max(1, _pow2(max(K, 2)) // 2))
-        a = lambda shape, dtype, what: alloc.array(shape, dtype, f"{name}{what}")  # noqa: E731
-        self.anchors = a((A, 7), np.float32, "anchors")
+        a = lambda shape, dtype, what: alloc.array((B, *shape), dtype, f"post_{what}")  # noqa: E731
+        self.anchors = alloc.array((A, 7), np.float32, "post_anchors")
         self.anchors.copy_to_device(np.ascontiguousarray(anchors, np.float32))
         self.scores = a((A,), np.float32, "scores")
         self.labels = a((A,), np.int32, "labels")
         self.hist1 = a((NB1,), np.int32, "hist1")
         self.hist2 = a((NB2,), np.int32, "hist2")
         self.sel = a((8,), np.int32, "sel")
-        self.done = a((2,), np.int32, "done")
-        self._done1, self._done2 = self.done[0:1], self.done[1:2]
+        self._done1 = a((1,), np.int32, "done1")
+        self._done2 = a((1,), np.int32, "done2")
         self.cand = a((K,), np.int64, "cand")
         self.bitmap = a(((A + 31) // 32,), np.uint32, "bitmap")
         self.boxes = a((K, 7), np.float32, "sorted_boxes")
@@ -367,27 +382,39 @@ class GpuPostprocess:
         nw = (K + NTILE - 1) // NTILE
         self.mask = a((K, nw), np.uint64, "nms_mask")
 
-    def enqueue_candidates(self, heads: HeadViews, num_pillars: Any, stream: Any = 0) -> None:
-        """Launches 1-5: scores, top-K selection, sort and decode into boxes/sorted_scores/sorted_labels[:nsel]."""
-        nb = (self.A + TPB - 1) // TPB
+    def _batch(self, batch: int | None) -> int:
+        batch = self.batch if batch is None else int(batch)
+        if not 1 <= batch <= self.batch:
+            raise ValueError(f"batch {batch} exceeds the post-processing buffers of {self.batch}")
+        return batch
+
+    def enqueue_candidates(self, heads: HeadViews, num_pillars: Any, stream: Any = 0, batch: int | None = None) -> None:
+        """Launches 1-5: scores, top-K selection, sort and decode into boxes/sorted_scores/sorted_labels[b, :nsel]."""
+        B = self._batch(batch)
+        nb = ((self.A + TPB - 1) // TPB, B)
         nc = self.cfg.num_classes
         _scores_hist[nb, TPB, stream](heads.cls, num_pillars, nc, self._thr, self.K, self.scores, self.labels,
                                       self.hist1, self.sel, self._done1)
         _refine[nb, TPB, stream](self.scores, self._thr, self.K, self.sel, self.hist2, self._done2)
         _compact[nb, TPB, stream](self.scores, self._thr, self.sel, self.cand, self.bitmap, self.hist1)
-        _gather_ties[1, self._sort_threads, stream](self.sel, self.cand, self.bitmap, self.nsel)
-        _rank_decode[(self.K + RC - 1) // RC, RC * RS, stream](self.nsel, self.cand, self.scores, self.labels,
-                                                               heads.box, heads.dir, self.anchors, *self._dir,
-                                                               self.boxes, self.sorted_scores, self.sorted_labels,
-                                                               self.sorted_idx)
+        _gather_ties[(1, B), self._sort_threads, stream](self.sel, self.cand, self.bitmap, self.nsel)
+        _rank_decode[((self.K + RC - 1) // RC, B), RC * RS, stream](
+            self.nsel, self.cand, self.scores, self.labels, heads.box, heads.dir, self.anchors, *self._dir,
+            self.boxes, self.sorted_scores, self.sorted_labels, self.sorted_idx)
 
-    def enqueue_nms(self, num_pillars: Any, vstats: Any, header: Any, dets: Any, stream: Any = 0) -> None:
-        """Launches 6-7: IoU bitmask and the greedy pass writing header[0]=count (+ counters) and dets rows."""
-        _nms_mask[mask_blocks(self.K), MASK_THREADS, stream](self.nsel, self.boxes, self._nms_thresh, self.mask)
-        _nms_greedy[1, GREEDY_THREADS, stream](self.nsel, self.mask, self.boxes, self.sorted_scores, self.sorted_labels,
-                                               num_pillars, vstats, self.cfg.max_det, header, dets)
+    def enqueue_nms(self, num_pillars: Any, vstats: Any, header: Any, dets: Any, stream: Any = 0,
+                    batch: int | None = None) -> None:
+        """Launches 6-7: IoU bitmask and the greedy pass writing header[b, 0] = count (+ counters) and dets[b]."""
+        B = self._batch(batch)
+        _nms_mask[(mask_blocks(self.K, B), B), MASK_THREADS, stream](self.nsel, self.boxes, self._nms_thresh,
+                                                                    self.mask)
+        _nms_greedy[(1, B), GREEDY_THREADS, stream](self.nsel, self.mask, self.boxes, self.sorted_scores,
+                                                    self.sorted_labels, num_pillars, vstats, self.cfg.max_det,
+                                                    header, dets)
 
-    def enqueue(self, heads: HeadViews, num_pillars: Any, vstats: Any, header: Any, dets: Any, stream: Any = 0) -> None:
-        """All seven launches."""
-        self.enqueue_candidates(heads, num_pillars, stream)
-        self.enqueue_nms(num_pillars, vstats, header, dets, stream)
+    def enqueue(self, heads: HeadViews, num_pillars: Any, vstats: Any, header: Any, dets: Any, stream: Any = 0,
+                batch: int | None = None) -> None:
+        """All seven launches for the first `batch` items (all by default): num_pillars [B, 2], vstats [B, 8],
+        header [B, HEADER] int32, dets [B, max_det, 9]."""
+        self.enqueue_candidates(heads, num_pillars, stream, batch)
+        self.enqueue_nms(num_pillars, vstats, header, dets, stream, batch)
