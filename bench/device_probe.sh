@@ -22,6 +22,8 @@
 #               and OpenPCDet-style eager; then B=32 with 32 hardware work queues (CUDA_DEVICE_MAX_CONNECTIONS)
 #   PART=batched (session 5) kernels by name (B = 1 and 32), the GPU pipeline tests, FP16 single scan and B=32 (one launch a stage
 #               for the whole batch: upload, voxelize, PFN, scatter)
+#   PART=api5   (session 5) the API's GPU tests, batch and infer DIR through Detector.stream included (their
+#               Inductor compiles take minutes), then first detection of a warm second process
 # Carry: .whlt and .devshared (see device_final.sh).
 set -o pipefail
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whlt/*.whl || exit 1
@@ -115,5 +117,11 @@ batched)
   timeout 250 python3 -m pytest -v -rs -s -p no:cacheprovider tests/test_gpu_device.py 2>&1 | grep -v "$F" | grep -v "^E120[12]" | tee "$OUT/gpu_tests.log"
   timeout 240 python3 bench/graph_bench.py $S $M --iters 640 --precisions fp16 --variants graph+compile --batches 32 \
     --batch-variants default --out "$OUT/batched_h200" 2>&1 | grep -v "$F" | grep -v "^E120[12]" | tail -14 | tee "$OUT/bench.log" ;;
+api5)
+  timeout 360 python3 -m pytest -v -rs -s -p no:cacheprovider tests/test_api_gpu.py 2>&1 | grep -v "$F" | grep -v "^E120[12]" | tee "$OUT/api_tests.log"
+  echo "== first detection of a second process (warm caches)" | tee "$OUT/startup.log"
+  for run in fill warm; do s=$(date +%s%N)
+    env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=/tmp/pyc timeout 100 python3 bench/startup.py $S/000000.bin 2>&1 | grep -v "$F" | grep -v "^E120[12]" | tail -8
+    echo "$run: $(( ($(date +%s%N) - s) / 1000000 )) ms whole process"; done 2>&1 | tee -a "$OUT/startup.log" ;;
 esac
 exit 0

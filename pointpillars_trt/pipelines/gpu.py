@@ -99,7 +99,9 @@ class GpuPipeline:
         self._capturing = False
 
     def _device_slot(self) -> DeviceSlot:
-        return DeviceSlot(self.cfg, self.max_batch, self.max_points, self.canvas_format, self._nout)
+        # a PFN that reads only each pillar's points (the counts) needs no zero rows in its input
+        dense = not getattr(self.pfn, "accepts_counts", False)
+        return DeviceSlot(self.cfg, self.max_batch, self.max_points, self.canvas_format, self._nout, dense)
 
     def _dev(self, slot: int) -> DeviceSlot:
         """The device slot host slot `slot` runs on (all on the first unless batches overlap)."""

@@ -44,7 +44,7 @@ class DeviceSlot:
     bench/results/)."""
 
     def __init__(self, cfg: PointPillarsConfig, max_batch: int, max_points: int, canvas_format: tuple[str, str],
-                 nout: int) -> None:
+                 nout: int, dense: bool = True) -> None:
         nx, ny, _ = cfg.grid_size
         fx, fy = cfg.feature_map_size
         ch = cfg.head_channels
@@ -54,7 +54,7 @@ class DeviceSlot:
         self.alloc = alloc = BufferAllocator()
         self.counts = DeviceBuffer((B,), np.int32)
         self.counts_nb = numba_view(self.counts)
-        self.vox = GpuVoxelizer(cfg, alloc, max_points, batch=B, npts=self.counts_nb)
+        self.vox = GpuVoxelizer(cfg, alloc, max_points, batch=B, npts=self.counts_nb, dense=dense)
         self.points_flat = numba_view(alloc.buffers["points"].view((B, 4 * max_points), np.float32))
         self.pillar_features = DeviceBuffer((B, P, C), np.float32)
         self.pf_nb = numba_view(self.pillar_features)

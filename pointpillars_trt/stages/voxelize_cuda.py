@@ -1,6 +1,6 @@
 """Deterministic hard voxelization + 10-feature decoration on the GPU (Numba CUDA), bit-identical to voxelize.py.
 
-Six module-level kernels (compiled once, cached on disk), no host sync, every count read from device memory
+Seven module-level kernels (compiled once, cached on disk), no host sync, every count read from device memory
 (``npts[b]`` points, ``num_pillars[b, 0]`` pillars), so launches only need a capacity and a captured CUDA graph
 replays them for any scan that fits it. Each launch covers a whole batch: blockIdx.y is the batch item and every
 buffer has a leading batch dimension.
@@ -15,8 +15,10 @@ buffer has a leading batch dimension.
   5. per bucket entry: its slot = how many entries of its pillar have a smaller
      index (a pillar keeps its first max_points points in input order); x, y, z,
      intensity into that slot.
-  6. per (pillar, slot): the mean (summed in slot order) and the decoration.
-Rows in [P, previous P) of the feature buffer are zeroed (in the same walk), so rows >= P
+  6. per bucket entry in a slot < max_points: the mean (summed in slot order) and
+     the decoration.
+  7. (dense, the ONNX PFN's input) per (pillar, slot): zeros past the points.
+With dense, rows in [P, previous P) of the feature buffer are zeroed too, so rows >= P
 are always zero and the PFN may run on any capacity >= P. Cell-indexed scratch is
 reset by the kernels that last read it (only the touched cells).
 """
@@ -184,11 +186,11 @@ def _fill_buckets(npts, cell_of_point, pillar_of_cell, first_pt, cell_count, pil
 
 
 @cuda.jit(cache=True)
-def _place_points(npts, alloc, bucket, bucket_pillar, pillar_cnt, pillar_off, points, M, features):
-    """Per bucket entry (a kept point i of pillar p): its slot = how many of p's entries have a smaller index, so a
-    pillar keeps its first M points in input order whatever order its bucket was filled in; slots < M get x, y, z,
-    intensity in features[b, p, slot, 0:4]. One thread a point, no barriers: the O(n^2) compares only matter for
-    the few dense pillars near the sensor (at most 231 points in the shared KITTI scans)."""
+def _place_points(npts, alloc, bucket, bucket_pillar, pillar_cnt, pillar_off, points, M, features, slot_of):
+    """Per bucket entry q (a kept point i of pillar p): its slot = how many of p's entries have a smaller index, so
+    a pillar keeps its first M points in input order whatever order its bucket was filled in; slots < M get x, y,
+    z, intensity in features[b, p, slot, 0:4]. One thread a point, no barriers: the O(n^2) compares only matter
+    for the few dense pillars near the sensor (at most 231 points in the shared KITTI scans)."""
     b = cuda.blockIdx.y
     q = cuda.grid(1)
     if q >= alloc[b] or q >= npts[b]:
@@ -201,42 +203,32 @@ def _place_points(npts, alloc, bucket, bucket_pillar, pillar_cnt, pillar_off, po
     for j in range(n):
         if bucket[b, off + j] < i:
             r += 1
+    slot_of[b, q] = r
     if r < M:
         for ch in range(4):
             features[b, p, r, ch] = points[b, i, ch]
 
 
 @cuda.jit(cache=True)
-def _decorate(pillar_cnt, fill, coords, pillar_of_cell, num_pillars, nx, ny, M, nfeat, vx, vy, vz, ox, oy, oz,
-              features, npoints, stats):
-    """Per (pillar, slot) of item blockIdx.y, the blocks striding over them: a filled slot gets the offsets from
-    the pillar mean (its first k = min(n, M) points summed in slot order, as on the CPU) and from the pillar
-    centre; slots >= k and every slot of rows in [P, previous P) are zeroed, so rows >= P stay zero whatever the
-    launch size. No barriers in the walk: the previous kernel (a warp per pillar, 4 barriers a pillar) was bound
-    by its chain of dependent loads, 24 us a scan for 3,000-8,600 pillars of 3-6 points on an H200."""
+def _decorate(npts, alloc, bucket_pillar, slot_of, pillar_cnt, fill, coords, pillar_of_cell, nx, ny, M, vx, vy, vz,
+              ox, oy, oz, features, npoints, stats):
+    """Per bucket entry in slot r < M of pillar p: the offsets from the pillar mean (its first k = min(n, M) points
+    summed in slot order, as on the CPU) and from the pillar centre; slot 0 also writes the pillar's point count,
+    resets its scratch and counts the kept and dropped points. One thread a kept point: the warp-per-pillar kernel
+    before (4 barriers a pillar, 3-6 points in 32 lanes) was bound by its chain of dependent loads, 24 us a scan
+    for 3,000-8,600 pillars on an H200, 564 us for a batch of 32."""
     sh = cuda.shared.array(TPB, int32)
     b = cuda.blockIdx.y
     t = cuda.threadIdx.x
-    num = num_pillars[b, 0]
-    prev = num_pillars[b, 1]
-    end = (num if num > prev else prev) * M
+    q = cuda.grid(1)
     kept = 0
     full = 0
-    e = cuda.grid(1)
-    while e < end:
-        p = e // M
-        r = e - p * M
-        k = 0
-        if p < num:
+    if q < alloc[b] and q < npts[b]:
+        r = slot_of[b, q]
+        p = bucket_pillar[b, q]
+        if r < M:
             n = pillar_cnt[b, p]
             k = n if n < M else M
-            if r == 0:
-                npoints[b, p] = k
-                fill[b, p] = 0
-                pillar_of_cell[b, (coords[b, p, 1] * ny + coords[b, p, 2]) * nx + coords[b, p, 3]] = -1
-                kept += k
-                full += n - k
-        if r < k:
             sx = float32(0.0)
             sy = float32(0.0)
             sz = float32(0.0)
@@ -248,19 +240,21 @@ def _decorate(pillar_cnt, fill, coords, pillar_of_cell, num_pillars, nx, ny, M, 
             x = features[b, p, r, 0]
             y = features[b, p, r, 1]
             z = features[b, p, r, 2]
-            px = fadd(fmul(float32(coords[b, p, 3]), vx), ox)
-            py = fadd(fmul(float32(coords[b, p, 2]), vy), oy)
-            pz = fadd(fmul(float32(coords[b, p, 1]), vz), oz)
+            cz = coords[b, p, 1]
+            cy = coords[b, p, 2]
+            cx = coords[b, p, 3]
             features[b, p, r, 4] = x - sx / fn
             features[b, p, r, 5] = y - sy / fn
             features[b, p, r, 6] = z - sz / fn
-            features[b, p, r, 7] = x - px
-            features[b, p, r, 8] = y - py
-            features[b, p, r, 9] = z - pz
-        else:  # an empty slot, or a row the previous scan used and this one does not
-            for ch in range(nfeat):
-                features[b, p, r, ch] = float32(0.0)
-        e += cuda.gridsize(1)
+            features[b, p, r, 7] = x - fadd(fmul(float32(cx), vx), ox)
+            features[b, p, r, 8] = y - fadd(fmul(float32(cy), vy), oy)
+            features[b, p, r, 9] = z - fadd(fmul(float32(cz), vz), oz)
+            if r == 0:
+                npoints[b, p] = k
+                fill[b, p] = 0
+                pillar_of_cell[b, (cz * ny + cy) * nx + cx] = -1
+                kept = k
+                full = n - k
     kept = _block_sum(sh, t, kept)
     full = _block_sum(sh, t, full)
     if t == 0:
@@ -268,6 +262,24 @@ def _decorate(pillar_cnt, fill, coords, pillar_of_cell, num_pillars, nx, ny, M, 
             cuda.atomic.add(stats, (b, KEPT), kept)
         if full > 0:
             cuda.atomic.add(stats, (b, DROPPED_FULL), full)
+
+
+@cuda.jit(cache=True)
+def _zero_rows(num_pillars, npoints, M, nfeat, features):
+    """The dense PFN input's zeros, per (pillar, slot) of item blockIdx.y, grid-stride: the slots past a pillar's
+    points and every slot of the rows in [P, previous P), so every row >= P and every slot >= npoints is zero."""
+    b = cuda.blockIdx.y
+    num = num_pillars[b, 0]
+    prev = num_pillars[b, 1]
+    end = (num if num > prev else prev) * M
+    e = cuda.grid(1)
+    while e < end:
+        p = e // M
+        r = e - p * M
+        if p >= num or r >= npoints[b, p]:
+            for ch in range(nfeat):
+                features[b, p, r, ch] = float32(0.0)
+        e += cuda.gridsize(1)
 
 
 @dataclass
@@ -285,13 +297,14 @@ class VoxelBuffers:
 
 
 class GpuVoxelizer:
-    """Enqueues the six voxelization kernels on a stream for a batch of up to `batch` scans, each kernel one
+    """Enqueues the voxelization kernels on a stream for a batch of up to `batch` scans, each kernel one
     launch for the whole batch (blockIdx.y = batch item: at B = 32 one launch-by-lane per item kept the GPU idle
     between small kernels); every buffer comes from ``alloc`` once, with a leading batch dimension."""
 
     def __init__(self, cfg: PointPillarsConfig, alloc: Any, max_input_points: int, batch: int = 1,
-                 npts: Any = None) -> None:
+                 npts: Any = None, dense: bool = True) -> None:
         self.cfg = cfg
+        self.dense = bool(dense)  # zero every slot past a pillar's points and every row >= P (the ONNX PFN's input)
         self.vp = vp = VoxelParams.from_config(cfg)
         if vp.max_points > LANES:
             raise UserError(f"the GPU voxelizer keeps at most {LANES} points per pillar; the config asks for {vp.max_points}")
@@ -322,6 +335,7 @@ class GpuVoxelizer:
         self.fill = a((P,), np.int32, "pillar_fill")
         self.bucket = a((N,), np.int32, "bucket")
         self.bucket_pillar = a((N,), np.int32, "bucket_pillar")
+        self.slot_of = a((N,), np.int32, "slot_of")
         self.alloc_ctr = alloc.array((B,), np.int32, "alloc_ctr")
         f = np.float32
         self._range = tuple(f(v) for v in (vp.range_min[0], vp.range_min[1], vp.range_min[2], vp.range_max[0], vp.range_max[1]))
@@ -365,22 +379,28 @@ class GpuVoxelizer:
         return self.enqueue_decorate(cap, stream, batch)
 
     def enqueue_decorate(self, point_capacity: int, stream: Any = 0, batch: int | None = None) -> int:
-        """Launches 5 and 6 alone (enqueue runs them last): the features of the pillars whose buckets launches 1-4
+        """Launches 5-7 alone (enqueue runs them last): the features of the pillars whose buckets launches 1-4
         filled. Rerunning them on the same buckets gives the same features (tests reorder a bucket to check the
-        slots). Launch 6 strides over (pillar, slot) pairs with at most about DECORATE_BLOCKS blocks: a launch
-        over the whole pillar capacity (40,000 x 32 for 3,000-8,600 pillars) would mostly start empty blocks."""
+        slots). Launch 7 (dense only) strides over (pillar, slot) pairs with at most about DECORATE_BLOCKS blocks:
+        a launch over the whole pillar capacity (40,000 x 32 for 3,000-8,600 pillars) would mostly start empty
+        blocks. Without `dense` the slots past a pillar's points and the rows >= P keep old values: a PFN that
+        reads only each pillar's npoints rows of its P pillars (backends/numba_pfn.py) never sees them, and those
+        zeros were 85% of the feature bytes written."""
         cap, batch = self._check(point_capacity, batch)
         nx, ny, _ = self.vp.grid
         b = self.buf
         M = self.vp.max_points
-        _place_points[(max(1, (cap + TPB - 1) // TPB), batch), TPB, stream](
-            b.npts, self.alloc_ctr, self.bucket, self.bucket_pillar, self.pillar_cnt, self.pillar_off, b.points, M,
-            b.features)
+        grid = (max(1, (cap + TPB - 1) // TPB), batch)
+        _place_points[grid, TPB, stream](b.npts, self.alloc_ctr, self.bucket, self.bucket_pillar, self.pillar_cnt,
+                                         self.pillar_off, b.points, M, b.features, self.slot_of)
+        _decorate[grid, TPB, stream](b.npts, self.alloc_ctr, self.bucket_pillar, self.slot_of, self.pillar_cnt,
+                                     self.fill, b.coords, self.pillar_of_cell, nx, ny, M, *self._vsize, *self._offset,
+                                     b.features, b.npoints, b.stats)
         rows = self.pillar_capacity(cap)
-        blocks = max(1, min((rows * M + TPB - 1) // TPB, max(DECORATE_BLOCKS_MIN, DECORATE_BLOCKS // batch)))
-        _decorate[(blocks, batch), TPB, stream](
-            self.pillar_cnt, self.fill, b.coords, self.pillar_of_cell, b.num_pillars, nx, ny, M,
-            self.cfg.pfn_in_features, *self._vsize, *self._offset, b.features, b.npoints, b.stats)
+        if self.dense:
+            blocks = max(1, min((rows * M + TPB - 1) // TPB, max(DECORATE_BLOCKS_MIN, DECORATE_BLOCKS // batch)))
+            _zero_rows[(blocks, batch), TPB, stream](b.num_pillars, b.npoints, M, self.cfg.pfn_in_features,
+                                                     b.features)
         return rows
 
 
