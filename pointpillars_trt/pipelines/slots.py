@@ -26,7 +26,6 @@ class Item:
 
     def __init__(self, b: int, cfg: PointPillarsConfig, alloc: BufferAllocator, vox: GpuVoxelizer, max_points: int,
                  pillar_features: DeviceBuffer, nout: int) -> None:
-        self.b = b
         self.vb = vox.item(b)
         P, M, F, C = cfg.max_pillars, vox.vp.max_points, cfg.pfn_in_features, cfg.pfn_filters
         self.points = alloc.buffers["points"].view((max_points, 4), np.float32, b * max_points * 16)

@@ -30,13 +30,11 @@ from typing import Any
 import numpy as np
 from numba import cuda, float32, int32
 
-from pointpillars_trt.errors import UserError
 from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.stages.cuda_fp import fadd, fmul
 from pointpillars_trt.stages.voxelize import VoxelParams, VoxelStats
 
 TPB = 256  # threads per block of the per-point kernels (power of two)
-LANES = 32  # at most 32 points per pillar on the GPU
 DECORATE_BLOCKS = 4096  # decorate blocks of a batch (enough to fill an H100/H200), split between the items
 DECORATE_BLOCKS_MIN = 16  # ... but at least this many per item
 INT_MAX = np.int32(2**31 - 1)
@@ -306,8 +304,6 @@ class GpuVoxelizer:
         self.cfg = cfg
         self.dense = bool(dense)  # zero every slot past a pillar's points and every row >= P (the ONNX PFN's input)
         self.vp = vp = VoxelParams.from_config(cfg)
-        if vp.max_points > LANES:
-            raise UserError(f"the GPU voxelizer keeps at most {LANES} points per pillar; the config asks for {vp.max_points}")
         nx, ny, nz = vp.grid
         self.max_input_points = int(max_input_points)
         self.batch = B = int(batch)
