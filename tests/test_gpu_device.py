@@ -166,6 +166,40 @@ def test_graph_replays_scans_of_any_size_in_any_order(onnx_dir: Path) -> None:
 
 
 @gpu
+@pytest.mark.parametrize("kind", ["cuda", "torch"])
+def test_capture_survives_a_buffer_freed_by_gc(kind: str) -> None:
+    """The garbage collector may run at any allocation inside a capture and reach a buffer of an earlier pipeline
+    (held in a reference cycle): its cudaFree must wait for the end of the capture, or the capture is invalidated
+    (one H200 run of this file in two failed that way). Here the collector is made to run mid-capture."""
+    import gc
+
+    from pointpillars_trt.pipelines.cuda_runtime import DeviceBuffer, Stream
+    from pointpillars_trt.pipelines.graphs import make_graph
+
+    s = Stream()
+    dst = DeviceBuffer((4096,), np.uint8)
+    cycle: list = [DeviceBuffer((1 << 20,), np.uint8)]  # allocated before: a cudaMalloc is illegal in a capture
+    cycle.append(cycle)  # only the cycle collector frees it
+    holder = [cycle]  # reachable until the capture runs (torch collects garbage just before it begins)
+    del cycle
+
+    def enqueue() -> None:
+        holder.clear()
+        gc.collect()  # reaches the buffer now, mid-capture
+        s.memset(dst, 7)
+
+    g = make_graph(kind)
+    g.capture(s.handle, enqueue)
+    g.replay(s.handle)
+    s.synchronize()
+    out = np.zeros(4096, np.uint8)
+    s.d2h(out, dst, 4096)
+    s.synchronize()
+    g.free()
+    assert (out == 7).all()
+
+
+@gpu
 def test_graph_equals_launch_by_launch(onnx_dir: Path) -> None:
     """Strict FP32: the captured graph and the launch-by-launch path agree within 1e-4 on the heads."""
     from pointpillars_trt.model import tensor_names as tn

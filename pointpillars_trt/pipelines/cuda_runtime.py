@@ -7,7 +7,9 @@ Numba side of that seam lives in pipelines/seam.py so kernels stay testable in t
 from __future__ import annotations
 
 import ctypes
-from typing import Any
+import gc
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -53,6 +55,39 @@ def mem_get_info() -> tuple[int, int]:
     """(free, total) device memory in bytes (cudaMemGetInfo)."""
     free, total = check(_cudart().cudaMemGetInfo(), "cudaMemGetInfo")
     return int(free), int(total)
+
+
+_capturing = 0  # captures in progress (frees_deferred)
+_deferred: list[tuple[Callable[[int], Any], int]] = []
+
+
+def _release(free: Callable[[int], Any], ptr: int) -> None:
+    """free(ptr) now, or after the stream capture in progress: cudaFree / cudaFreeHost while a stream is being
+    captured invalidate the capture, and a buffer of an earlier pipeline may be garbage-collected at any
+    allocation, including one inside enqueue() (seen: one H200 test run in two failed its capture that way)."""
+    if _capturing:
+        _deferred.append((free, ptr))
+    else:
+        free(ptr)
+
+
+@contextmanager
+def frees_deferred() -> Iterator[None]:
+    """For the length of a stream capture: no cyclic garbage collection, and every buffer free (DeviceBuffer,
+    PinnedBuffer) held back until the capture has ended."""
+    global _capturing
+    collect = gc.isenabled()
+    gc.disable()
+    _capturing += 1
+    try:
+        yield
+    finally:
+        _capturing -= 1
+        if collect:
+            gc.enable()
+        while not _capturing and _deferred:
+            free, ptr = _deferred.pop()
+            free(ptr)
 
 
 class _CaiView:
@@ -110,7 +145,7 @@ class DeviceBuffer(_CaiView):
 
     def free(self) -> None:
         if getattr(self, "ptr", 0):
-            self._cudart.cudaFree(self.ptr)
+            _release(self._cudart.cudaFree, self.ptr)
             self.ptr = 0
 
     def __del__(self) -> None:
@@ -144,7 +179,7 @@ class PinnedBuffer:
     def free(self) -> None:
         if getattr(self, "ptr", 0):
             self.array = None
-            self._cudart.cudaFreeHost(self.ptr)
+            _release(self._cudart.cudaFreeHost, self.ptr)
             self.ptr = 0
 
     def __del__(self) -> None:

@@ -7,9 +7,20 @@ Numba kernels launched on ``cuda.external_stream`` of the same stream are captur
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
-from pointpillars_trt.pipelines.cuda_runtime import _cudart, check
+from pointpillars_trt.pipelines.cuda_runtime import _cudart, check, frees_deferred
+
+
+@contextmanager
+def capture_guard() -> Iterator[None]:
+    """No device or pinned memory freed while a capture runs, by us (frees_deferred) or by Numba (defer_cleanup):
+    a free inside the capture, from a buffer the garbage collector reaches then, invalidates it."""
+    from numba import cuda
+
+    with frees_deferred(), cuda.defer_cleanup():
+        yield
 
 
 class CudaGraph:
@@ -23,12 +34,13 @@ class CudaGraph:
     def capture(self, stream: int, enqueue: Callable[[], None]) -> None:
         """Record everything ``enqueue`` puts on ``stream`` (nothing runs), then instantiate it."""
         rt = self._rt
-        check(rt.cudaStreamBeginCapture(stream, rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal),
-              "cudaStreamBeginCapture")
-        try:
-            enqueue()
-        finally:
-            self._graph = check(rt.cudaStreamEndCapture(stream), "cudaStreamEndCapture")
+        with capture_guard():
+            check(rt.cudaStreamBeginCapture(stream, rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal),
+                  "cudaStreamBeginCapture")
+            try:
+                enqueue()
+            finally:
+                self._graph = check(rt.cudaStreamEndCapture(stream), "cudaStreamEndCapture")
         self._exec = check(rt.cudaGraphInstantiate(self._graph, 0), "cudaGraphInstantiate")
 
     def replay(self, stream: int) -> None:
@@ -63,7 +75,7 @@ class TorchGraph:
     def capture(self, stream: int, enqueue: Callable[[], None]) -> None:
         torch = self._torch
         s = torch.cuda.ExternalStream(stream)
-        with torch.cuda.graph(self._g, pool=self._pool, stream=s, capture_error_mode="thread_local"):
+        with capture_guard(), torch.cuda.graph(self._g, pool=self._pool, stream=s, capture_error_mode="thread_local"):
             enqueue()
         # torch documents the executable graph's handle for launches through cuda-python; replaying through it
         # skips torch's stream switch and its RNG prologue (the captured work draws no random numbers)
