@@ -91,20 +91,26 @@ def check_voxelize() -> None:
             assert np.array_equal(it.npoints.copy_to_host()[:p], cv.npoints[:p])
             assert not f[p:].any(), "rows past P must be zero"
     assert cv(a).dropped_max_pillars > 0  # the max_pillars path is exercised
-    # without dense (a PFN that reads each pillar's points only), those rows are the same and nothing else is written
-    gs = GpuVoxelizer(cfg, SimAllocator(), max_input_points=len(a), dense=False)
+    # without dense (a PFN that reads each pillar's points only), those rows are the same and nothing else is written;
+    # with room for every pillar, pillars first seen in the second block of points get bucket space after the first's
+    wide = _small_cfg(max_pillars=1000)
+    cw = Voxelizer(wide)
+    from pointpillars_trt.stages.voxelize_cuda import TPB
+
+    assert cw(a[:TPB]).num_pillars < cw(a).num_pillars < wide.max_pillars
+    gs = GpuVoxelizer(wide, SimAllocator(), max_input_points=len(a), dense=False)
     gs.buf.features.copy_to_device(np.full(gs.buf.features.shape, 7.0, np.float32))
     gs.buf.points[0, : len(a)].copy_to_device(a)
     gs.buf.npts.copy_to_device(np.array([len(a)], np.int32))
     gs.enqueue(len(a))
     cuda.synchronize()
-    st = cv(a)
+    st = cw(a)
     f = gs.item(0).features.copy_to_host()
     real = np.zeros(f.shape[:2], bool)
-    real[: st.num_pillars] = np.arange(f.shape[1])[None, :] < cv.npoints[: st.num_pillars, None]
-    assert np.array_equal(f[real].view(np.int32), cv.features[real].view(np.int32)), "features differ (not dense)"
+    real[: st.num_pillars] = np.arange(f.shape[1])[None, :] < cw.npoints[: st.num_pillars, None]
+    assert np.array_equal(f[real].view(np.int32), cw.features[real].view(np.int32)), "features differ (not dense)"
     assert (f[~real] == 7.0).all(), "not dense: only the points' rows are written"
-    assert np.array_equal(gs.item(0).npoints.copy_to_host()[: st.num_pillars], cv.npoints[: st.num_pillars])
+    assert np.array_equal(gs.item(0).npoints.copy_to_host()[: st.num_pillars], cw.npoints[: st.num_pillars])
     # the simulator fills each pillar's bucket in point order; on a GPU the order is arbitrary: reverse every
     # bucket of item 0 (the worst order for picking the first 32 points by index) and run the decoration again
     st = cv(a)
