@@ -24,6 +24,12 @@
 #               for the whole batch: upload, voxelize, PFN, scatter)
 #   PART=api5   (session 5) the API's GPU tests, batch and infer DIR through Detector.stream included (their
 #               Inductor compiles take minutes), then first detection of a warm second process
+#   PART=gc6    (session 6) the capture test with the free-deferral switched off (must fail), the GPU pipeline tests
+#               twice (the intermittent capture failure), kernels at B = 32
+#   PART=b6     (session 6) B = 32 with one and two device slots, first detection of a warm second process
+#   PART=final6 (session 6) the capture probe, the GPU pipeline tests, B = 32, first detection of a warm second process
+# Parts before session 6 name graph_bench's batch variant two-device-slots: two device slots are the default since,
+# and one-device-slot is the old default.
 # Carry: .whlt and .devshared (see device_final.sh).
 set -o pipefail
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whlt/*.whl || exit 1
@@ -123,5 +129,44 @@ api5)
   for run in fill warm; do s=$(date +%s%N)
     env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=/tmp/pyc timeout 100 python3 bench/startup.py $S/000000.bin 2>&1 | grep -v "$F" | grep -v "^E120[12]" | tail -8
     echo "$run: $(( ($(date +%s%N) - s) / 1000000 )) ms whole process"; done 2>&1 | tee -a "$OUT/startup.log" ;;
+gc6)
+  PART=probe6 bash "$0"
+  for run in 1 2; do
+    timeout 230 python3 -m pytest -v -rs -s -p no:cacheprovider tests/test_gpu_device.py 2>&1 | grep -v "$F" | grep -v "^E120[12]" | tee "$OUT/gpu_tests_$run.log" | tail -22; done
+  timeout 70 python3 bench/kernel_profile.py $S $M --reps 40 --batch 32 2>&1 | grep -v "$F" | grep -v "^E120[12]" | head -36 | tee "$OUT/kernels_b32.log" ;;
+probe6)
+  echo "== the capture test with capture_guard switched off: must fail" | tee "$OUT/gc_probe.log"
+  timeout 60 python3 - <<'PY' 2>&1 | grep -v "^E120[12]" | tail -4 | tee -a "$OUT/gc_probe.log"
+import contextlib, sys
+sys.path.insert(0, "tests")
+import pointpillars_trt.pipelines.graphs as g
+g.capture_guard = contextlib.nullcontext
+import test_gpu_device as t
+for kind in ("cuda", "torch"):
+    try:
+        t.test_capture_survives_a_buffer_freed_by_gc(kind)
+        print(kind, "without the guard: passed (the test cannot see the failure)")
+    except Exception as e:
+        print(kind, "without the guard: failed as expected:", type(e).__name__, str(e)[:160])
+PY
+  ;;
+final6)
+  PART=probe6 bash "$0"; PART=tests6 bash "$0"
+  timeout 240 python3 bench/graph_bench.py $S $M --iters 640 --precisions fp16 --variants graph+compile --batches 32 \
+    --batch-variants default --out "$OUT/b32_h200" 2>&1 | grep -v "$F" | grep -v "^E120[12]" | tail -14 | tee "$OUT/bench.log"
+  PART=start6 bash "$0" ;;
+tests6)
+  timeout 230 python3 -m pytest -v -rs -s -p no:cacheprovider tests/test_gpu_device.py 2>&1 | grep -v "$F" | grep -v "^E120[12]" | tee "$OUT/gpu_tests.log" | tail -22 ;;
+b6)
+  timeout 300 python3 bench/graph_bench.py $S $M --iters 640 --precisions fp16 --variants graph+compile --batches 32 \
+    --batch-variants default one-device-slot --out "$OUT/b32_h200" 2>&1 | grep -v "$F" | grep -v "^E120[12]" | tail -14 | tee "$OUT/bench.log"
+  PART=start6 bash "$0" ;;
+start6)
+  echo "== first detection of a second process (warm caches)" | tee "$OUT/startup.log"
+  for run in fill warm; do s=$(date +%s%N)
+    env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=/tmp/pyc timeout 100 python3 bench/startup.py $S/000000.bin 2>&1 | grep -v "$F" | grep -v "^E120[12]" | tail -8
+    echo "$run: $(( ($(date +%s%N) - s) / 1000000 )) ms whole process"; done 2>&1 | tee -a "$OUT/startup.log"
+  env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=/tmp/pyc timeout 100 python3 -m cProfile -s cumtime bench/startup.py \
+    $S/000000.bin 2>&1 | grep -v "$F" | grep -v "^E120[12]" | head -120 > "$OUT/startup_profile.log" ;;
 esac
 exit 0

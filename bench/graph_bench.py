@@ -38,7 +38,7 @@ BATCH_VARIANTS = {  # batched throughput: the pipeline's defaults, and each batc
     "torch-pfn": dict(pfn_kernel=False),
     "fp32-canvas": dict(fp16_canvas=False),
     "memcpy-upload": dict(upload_kernel=False),
-    "two-device-slots": dict(overlap_batches=True),
+    "one-device-slot": dict(overlap_batches=False),
 }
 
 

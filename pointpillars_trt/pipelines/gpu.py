@@ -64,7 +64,7 @@ class GpuPipeline:
 
     def __init__(self, cfg: PointPillarsConfig, pfn_runner: Runner, rpn_runner: Runner, max_batch: int = 1,
                  max_points: int = DEFAULT_MAX_POINTS, graph: bool = True, max_graphs: int = 24,
-                 upload_kernel: bool = True, overlap_batches: bool = False) -> None:
+                 upload_kernel: bool = True, overlap_batches: bool = True) -> None:
         require_gpu_stack()
         from numba import config as numba_config
 
@@ -231,9 +231,10 @@ class GpuPipeline:
     def run_batches(self, batches: Iterable[Sequence[Any]], keep_on_device: bool = False) -> Iterator[list[ScanResult]]:
         """Results of each batch, in order, with the host and the GPU overlapped: batch i+1 is staged into the
         other pinned slot and queued while batch i runs, and batch i's results are read while i+1 runs. With
-        overlap_batches (runners that may run twice at once), batch i+1 also runs on a second device slot and
-        stream, so its graph may run beside batch i's on the GPU (twice the device memory; no gain measured on an
-        H200). Each batch's results are yielded before the slot they came from is reused (the next-but-one
+        overlap_batches (the default, for runners that may run twice at once), batch i+1 also runs on a second
+        device slot and stream, so its graph runs beside batch i's on the GPU: twice the device memory, +3-4% at
+        B = 32 on an H200 once every stage was one launch per batch (one slot leaves the GPU idle between a batch's
+        last kernel and the next batch's first). Each batch's results are yielded before the slot they came from is reused (the next-but-one
         batch)."""
         if len(self.slots) == 1:
             self.slots.append(HostSlot(self.max_batch, self.max_points, self._nout))
