@@ -27,6 +27,8 @@
 #   PART=gc6    (session 6) the capture test with the free-deferral switched off (must fail), the GPU pipeline tests
 #               twice (the intermittent capture failure), kernels at B = 32
 #   PART=b6     (session 6) B = 32 with one and two device slots, first detection of a warm second process
+#   PART=why6   (session 6) first detection: a process that fills the caches, then two warm ones with --why (profile
+#               and compile-cache counters: what a warm process still computes)
 #   PART=final6 (session 6) the capture probe, the GPU pipeline tests, B = 32, first detection of a warm second process
 # Parts before session 6 name graph_bench's batch variant two-device-slots: two device slots are the default since,
 # and one-device-slot is the old default.
@@ -161,6 +163,12 @@ b6)
   timeout 300 python3 bench/graph_bench.py $S $M --iters 640 --precisions fp16 --variants graph+compile --batches 32 \
     --batch-variants default one-device-slot --out "$OUT/b32_h200" 2>&1 | grep -v "$F" | grep -v "^E120[12]" | tail -14 | tee "$OUT/bench.log"
   PART=start6 bash "$0" ;;
+why6)
+  echo "== fill, then two warm processes with --why" | tee "$OUT/startup_why.log"
+  for run in fill warm1 warm2; do s=$(date +%s%N); w=$([ $run = fill ] || echo --why)
+    env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=/tmp/pyc timeout 150 python3 bench/startup.py $S/000000.bin $w 2>&1 | grep -v "$F" | grep -v "^E120[12]" > "$OUT/startup_$run.log"
+    tail -9 "$OUT/startup_$run.log"; echo "$run: $(( ($(date +%s%N) - s) / 1000000 )) ms whole process"; done 2>&1 | tee -a "$OUT/startup_why.log"
+  grep -h "^inductor\|^aot_autograd\|^dynamo_cache\|^stats" "$OUT"/startup_warm*.log | tee -a "$OUT/startup_why.log" ;;
 start6)
   echo "== first detection of a second process (warm caches)" | tee "$OUT/startup.log"
   for run in fill warm; do s=$(date +%s%N)
