@@ -16,6 +16,7 @@ from numba import cuda, float32, int32
 
 from pointpillars_trt.backends.base import Runner, ViewCache
 from pointpillars_trt.errors import UserError
+from pointpillars_trt.launch import bounded_blocks
 
 G = 16  # pillars per block
 CPT = 4  # output channels per thread: each shared-memory load of a feature feeds CPT multiply-adds
@@ -188,6 +189,6 @@ class NumbaPfnRunner(Runner):
         s = self._streams.get(stream)
         if s is None:
             s = self._streams[stream] = cuda.external_stream(stream) if stream else 0
-        blocks = max(1, min(max(8, self.max_blocks // B), (P + G - 1) // G))
+        blocks = bounded_blocks((P + G - 1) // G, B, self.max_blocks, 8)
         pfn_kernel[(blocks, B), block_threads(self._w.shape[1]), s](x.reshape(B, P * M * F), M, F, count, npts,
                                                                     POINTS in feed, self.weight, self.shift, y)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from numba import cuda, float32, float64, int16, int32, uint64
 
+from pointpillars_trt.launch import bounded_blocks
 from pointpillars_trt.stages.rotated_iou_cuda import box_geometry, iou_from_corners
 
 NTILE = 64
@@ -28,7 +29,7 @@ def mask_blocks(nms_pre: int, batch: int = 1) -> int:
     """Blocks of the mask launch per batch item: MASK_BLOCKS shared between the items (at least MASK_BLOCKS_MIN
     each), or fewer when the largest n has fewer work items."""
     m = (nms_pre + NTILE - 1) // NTILE
-    return max(1, min(max(MASK_BLOCKS_MIN, MASK_BLOCKS // max(1, batch)), m * (m + 1) // 2 * NSLAB_MAX))
+    return bounded_blocks(m * (m + 1) // 2 * NSLAB_MAX, batch, MASK_BLOCKS, MASK_BLOCKS_MIN)
 
 
 @cuda.jit(cache=True)

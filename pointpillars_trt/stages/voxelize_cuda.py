@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from numba import cuda, float32, int32
 
+from pointpillars_trt.launch import bounded_blocks
 from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.stages.cuda_block import TPB, block_scan as _block_scan, block_sum as _block_sum
 from pointpillars_trt.stages.cuda_fp import fadd, fmul
@@ -379,7 +380,7 @@ class GpuVoxelizer:
                                      b.features, b.npoints, b.stats)
         rows = self.pillar_capacity(cap)
         if self.dense:
-            blocks = max(1, min((rows * M + TPB - 1) // TPB, max(DECORATE_BLOCKS_MIN, DECORATE_BLOCKS // batch)))
+            blocks = bounded_blocks((rows * M + TPB - 1) // TPB, batch, DECORATE_BLOCKS, DECORATE_BLOCKS_MIN)
             _zero_rows[(blocks, batch), TPB, stream](b.num_pillars, b.npoints, M, self.cfg.pfn_in_features,
                                                      b.features)
         return rows
