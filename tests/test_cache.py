@@ -45,10 +45,12 @@ def test_cache_command_lists_and_clears(tmp_path, capsys):
     (c / "onnx/0123456789ab_cafe0123").mkdir(parents=True)
     (c / "onnx/0123456789ab_cafe0123/pfn_fp32.onnx").write_bytes(b"x" * 2000)
     (c / "random-init-seed0_cafe0123.pth").write_bytes(b"x" * 500)
+    (c / "inductor/fxgraph").mkdir(parents=True)  # the compiled RPN's tuned kernels (torch_runner points Inductor here)
+    (c / "inductor/fxgraph/entry").write_bytes(b"x" * 1000)
     (c / "notes.txt").write_text("mine")
     assert main(["cache", "--cache-dir", str(c)]) == 0
     out = capsys.readouterr().out
-    assert "2 cached item(s), 2.5 kB" in out and "onnx/0123456789ab_cafe0123/" in out and "notes.txt  (not written" in out
+    assert "3 cached item(s), 3.5 kB" in out and "inductor/" in out and "onnx/0123456789ab_cafe0123/" in out and "notes.txt  (not written" in out
     assert main(["cache", "--cache-dir", str(c), "--clear"]) == 2
     assert "add --yes" in capsys.readouterr().err and (c / "random-init-seed0_cafe0123.pth").exists()
     assert main(["cache", "--cache-dir", str(c), "--clear", "--yes"]) == 0

@@ -1,4 +1,5 @@
-"""`cache`: list what the per-user cache holds (exported ONNX, engines, the demo model) with sizes; `--clear --yes` empties it.
+"""`cache`: list what the per-user cache holds (exported ONNX, engines, the demo model, Inductor's tuned kernels) with
+sizes; `--clear --yes` empties it.
 
 Only entries the project writes are listed as its own and removed; anything else in the folder (the cache
 can be pointed anywhere with --cache-dir or $POINTPILLARS_TRT_CACHE) is named and left alone.
@@ -13,13 +14,15 @@ from pathlib import Path
 from pointpillars_trt.cache_dir import ENV_VAR, default_cache_dir
 from pointpillars_trt.errors import UserError
 
-# what the commands write into the cache: ONNX exports, the demo checkpoint, TensorRT engines + sidecars, timing caches
-OURS = ("onnx", "random-init-seed*.pth", "*.engine", "*.engine.json", "timing_*.cache")
+# what the commands write into the cache: ONNX exports, the demo checkpoint, TensorRT engines + sidecars, timing caches,
+# and inductor/: the compiled torch RPN's tuned kernels (TORCHINDUCTOR_CACHE_DIR points there unless the user set it;
+# clearing it makes the next GPU run tune again, about a minute per shape)
+OURS = ("onnx", "random-init-seed*.pth", "*.engine", "*.engine.json", "timing_*.cache", "inductor")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register `cache [--cache-dir DIR] [--clear --yes]`."""
-    p = sub.add_parser("cache", help="list the model cache (exported ONNX, engines) and its sizes; --clear empties it",
+    p = sub.add_parser("cache", help="list the model cache (exported ONNX, engines, tuned kernels) and its sizes; --clear empties it",
                        description=f"List the cache that infer/eval/view/bench/build use (default: ${ENV_VAR}, else "
                                    "$XDG_CACHE_HOME/pointpillars_trt, else ~/.cache/pointpillars_trt) with sizes.")
     p.add_argument("--cache-dir", type=Path, default=default_cache_dir(), help="the cache folder (default: %(default)s)")
