@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import threading
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -57,36 +58,49 @@ def mem_get_info() -> tuple[int, int]:
     return int(free), int(total)
 
 
-_capturing = 0  # captures in progress (frees_deferred)
-_deferred: list[tuple[Callable[[int], Any], int]] = []
+class _Captures:
+    """Captures in progress in this process (any thread), the frees they hold back, and whether the cyclic
+    collector was on before the first began. Re-entrant lock: a collector run inside the critical section may
+    call _release from a finalizer in the same thread."""
+
+    lock = threading.RLock()
+    depth = 0
+    collect = False
+    deferred: list[tuple[Callable[[int], Any], int]] = []
 
 
 def _release(free: Callable[[int], Any], ptr: int) -> None:
-    """free(ptr) now, or after the stream capture in progress: cudaFree / cudaFreeHost while a stream is being
+    """free(ptr) now, or after the stream captures in progress: cudaFree / cudaFreeHost while a stream is being
     captured invalidate the capture, and a buffer of an earlier pipeline may be garbage-collected at any
     allocation, including one inside enqueue() (seen: one H200 test run in two failed its capture that way)."""
-    if _capturing:
-        _deferred.append((free, ptr))
-    else:
-        free(ptr)
+    with _Captures.lock:
+        if _Captures.depth:
+            _Captures.deferred.append((free, ptr))
+            return
+    free(ptr)
 
 
 @contextmanager
 def frees_deferred() -> Iterator[None]:
     """For the length of a stream capture: no cyclic garbage collection, and every buffer free (DeviceBuffer,
-    PinnedBuffer) held back until the capture has ended."""
-    global _capturing
-    collect = gc.isenabled()
-    gc.disable()
-    _capturing += 1
+    PinnedBuffer) held back until the last capture in progress (detectors in other threads capture too) ends."""
+    c = _Captures
+    with c.lock:
+        if c.depth == 0:
+            c.collect = gc.isenabled()
+            gc.disable()
+        c.depth += 1
     try:
         yield
     finally:
-        _capturing -= 1
-        if collect:
-            gc.enable()
-        while not _capturing and _deferred:
-            free, ptr = _deferred.pop()
+        with c.lock:
+            c.depth -= 1
+            pending: list[tuple[Callable[[int], Any], int]] = []
+            if c.depth == 0:
+                pending, c.deferred = c.deferred, []
+                if c.collect:
+                    gc.enable()
+        for free, ptr in pending:
             free(ptr)
 
 
