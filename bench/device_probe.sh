@@ -29,6 +29,9 @@
 #   PART=b6     (session 6) B = 32 with one and two device slots, first detection of a warm second process
 #   PART=why6   (session 6) first detection: a process that fills the caches, then two warm ones with --why (profile
 #               and compile-cache counters: what a warm process still computes)
+#   PART=tests7 (for session 7) the GPU pipeline and API tests, kernels at B = 32 (the refactored _number_pillars)
+#   PART=bench7 (for session 7) one scan FP16 / FP32 (TF32) / strict FP32 / OpenPCDet-style eager in one run, B = 32
+#               with two and one device slots, a 10,000-scan soak
 #   PART=final6 (session 6) the capture probe, the GPU pipeline tests, B = 32, first detection of a warm second process
 # Parts before session 6 name graph_bench's batch variant two-device-slots: two device slots are the default since,
 # and one-device-slot is the old default.
@@ -169,6 +172,15 @@ why6)
     env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=/tmp/pyc timeout 150 python3 bench/startup.py $S/000000.bin $w 2>&1 | grep -v "$F" | grep -v "^E120[12]" > "$OUT/startup_$run.log"
     tail -9 "$OUT/startup_$run.log"; echo "$run: $(( ($(date +%s%N) - s) / 1000000 )) ms whole process"; done 2>&1 | tee -a "$OUT/startup_why.log"
   grep -h "^inductor\|^aot_autograd\|^dynamo_cache\|^stats" "$OUT"/startup_warm*.log | tee -a "$OUT/startup_why.log" ;;
+tests7)
+  PART=tests6 bash "$0"
+  timeout 300 python3 -m pytest -v -rs -s -p no:cacheprovider tests/test_api_gpu.py 2>&1 | grep -v "$F" | grep -v "^E120[0-9]" | tee "$OUT/api_tests.log" | tail -15
+  timeout 70 python3 bench/kernel_profile.py $S $M --reps 40 --batch 32 2>&1 | grep -v "$F" | grep -v "^E120[0-9]" | head -36 > "$OUT/kernels_b32.log" ;;
+bench7)
+  timeout 420 python3 bench/graph_bench.py $S $M --iters 400 --precisions fp16 fp32 fp32-strict --variants graph+compile \
+    eager-openpcdet --fp32-variants graph+compile eager-openpcdet --batches 32 --batch-variants default one-device-slot \
+    --soak 10000 --out "$OUT/bench7_h200" 2>&1 | grep -v "$F" | grep -v "^E120[0-9]" | tail -30 | tee "$OUT/bench.log"
+  du -sh /tmp/ppcache/inductor 2>&1 | tee -a "$OUT/bench.log" ;;
 start6)
   echo "== first detection of a second process (warm caches)" | tee "$OUT/startup.log"
   for run in fill warm; do s=$(date +%s%N)
