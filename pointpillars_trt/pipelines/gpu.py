@@ -234,8 +234,8 @@ class GpuPipeline:
         overlap_batches (the default, for runners that may run twice at once), batch i+1 also runs on a second
         device slot and stream, so its graph runs beside batch i's on the GPU: twice the device memory, +3-4% at
         B = 32 on an H200 once every stage was one launch per batch (one slot leaves the GPU idle between a batch's
-        last kernel and the next batch's first). Each batch's results are yielded before the slot they came from is reused (the next-but-one
-        batch)."""
+        last kernel and the next batch's first). Each batch's results are yielded before the slot they came from
+        is reused (the next-but-one batch)."""
         if len(self.slots) == 1:
             self.slots.append(HostSlot(self.max_batch, self.max_points, self._nout))
         if self.overlap_batches and len(self.devs) == 1:
