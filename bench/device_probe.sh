@@ -32,6 +32,8 @@
 #   PART=tests7 (for session 7) the GPU pipeline and API tests, kernels at B = 32 (the refactored _number_pillars)
 #   PART=bench7 (for session 7) one scan FP16 / FP32 (TF32) / strict FP32 / OpenPCDet-style eager in one run, B = 32
 #               with two and one device slots, a 10,000-scan soak
+#   PART=tune7  (for session 7) Inductor's tuning variance: the FP16 RPN tuned three times, each in a fresh cache, in
+#               fresh processes (one H200 kept 0.500 ms from one tuning where another gave 0.408)
 #   PART=final6 (session 6) the capture probe, the GPU pipeline tests, B = 32, first detection of a warm second process
 # Parts before session 6 name graph_bench's batch variant two-device-slots: two device slots are the default since,
 # and one-device-slot is the old default.
@@ -181,6 +183,10 @@ bench7)
     eager-openpcdet --fp32-variants graph+compile eager-openpcdet --batches 32 --batch-variants default one-device-slot \
     --soak 10000 --out "$OUT/bench7_h200" 2>&1 | grep -v "$F" | grep -v "^E120[0-9]" | tail -30 | tee "$OUT/bench.log"
   du -sh /tmp/ppcache/inductor 2>&1 | tee -a "$OUT/bench.log" ;;
+tune7)
+  for i in 1 2 3; do echo "== tuning $i (fresh cache)"
+    TORCHINDUCTOR_CACHE_DIR=/tmp/tune$i timeout 180 python3 bench/graph_bench.py $S $M --iters 300 --precisions fp16 \
+      --variants graph+compile --batches --out "$OUT/tune$i" 2>&1 | grep -v "$F" | grep "^| rpn\|^| total\|^| wall"; done 2>&1 | tee "$OUT/tune.log" ;;
 start6)
   echo "== first detection of a second process (warm caches)" | tee "$OUT/startup.log"
   for run in fill warm; do s=$(date +%s%N)
