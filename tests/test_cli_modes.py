@@ -104,3 +104,11 @@ def test_bench_compare_configurations_and_cpu_refusal(tmp_path, onnx_dir):
     assert not args.no_compile  # the copies are changed, never the parsed options
     r = cli("bench", tmp_path, "--onnx-dir", onnx_dir, "--device", "cpu", "--compare", "graph")
     assert r.returncode == 2 and r.stderr.count("error:") == 1 and "on the CPU" in r.stderr
+
+
+def test_bench_says_how_batches_ran() -> None:
+    """bench --batch's line says when two batches ran on the GPU at once (their stage times then overlap)."""
+    from pointpillars_trt.cli.bench import _overlap
+
+    assert _overlap({"device_slots": 2}) == "host and GPU overlapped, 2 batches on the GPU at once"
+    assert _overlap({"device_slots": 1}) == _overlap({}) == "host and GPU overlapped"

@@ -87,14 +87,14 @@ def run(args: argparse.Namespace) -> int:
                 tp = bench.throughput(det.pipeline, scans, args.batch, max(20, iters // args.batch))
                 payload.setdefault("throughput", {})[name] = tp
                 print(f"{name}: batches of {args.batch}: {tp['scans_per_s']:.0f} scans/s ({tp['batch_ms']:.3f} ms "
-                      "per batch, host and GPU overlapped)", flush=True)
+                      f"per batch, {_overlap(tp)})", flush=True)
         results[name] = bench.summarize(samples)
     md = None
     if results:
         md = bench.markdown_table(results)
         for name, tp in payload.get("throughput", {}).items():
             md += (f"\n\n{name}, batches of {tp['batch']}: {tp['scans_per_s']:.0f} scans/s "
-                   f"({tp['batch_ms']:.3f} ms per batch, host and GPU overlapped)")
+                   f"({tp['batch_ms']:.3f} ms per batch, {_overlap(tp)})")
         payload["results"] = results
         print(md)
     if args.out:
@@ -118,6 +118,12 @@ def configurations(args: argparse.Namespace) -> list[tuple[argparse.Namespace, s
             setattr(a, flag, True)
             out.append((a, f"{prec} {label}"))
     return out
+
+
+def _overlap(tp: dict) -> str:
+    """How a throughput figure was run, for its line: host overlap, and two batches at once on two device slots."""
+    slots = tp.get("device_slots", 1)
+    return "host and GPU overlapped" + (f", {slots} batches on the GPU at once" if slots > 1 else "")
 
 
 def _timed(pipe, scans: list, iters: int, warmup: int, name: str) -> dict[str, list[float]]:

@@ -48,7 +48,8 @@ def throughput(pipe: Any, scans: Sequence[Any], batch: int, iters: int, warmup: 
                overlap: bool = True) -> dict[str, float]:
     """Scans per second, host to host, running batches of `batch` scans (cycling through ``scans``) back to back:
     through run_batches (host staging and result reading overlapped with the GPU) or, overlap=False, run_batch
-    one batch at a time. Also the per-stage CUDA-event medians of a batch (ms)."""
+    one batch at a time. Also the per-stage CUDA-event medians of a batch (ms) and how many device slots ran
+    (with two, consecutive batches' stages overlap on the GPU, so the medians do not add up to batch_ms)."""
     groups = [[scans[(i * batch + k) % len(scans)] for k in range(batch)] for i in range(max(iters, 1))]
     run = pipe.run_batches if overlap and hasattr(pipe, "run_batches") else (lambda gs: map(pipe.run_batch, gs))
     for _ in run(groups[:max(warmup, 2)]):  # both pinned slots allocated and their graphs captured before timing
@@ -60,7 +61,7 @@ def throughput(pipe: Any, scans: Sequence[Any], batch: int, iters: int, warmup: 
             stages.setdefault(k, []).append(v)
     elapsed = time.perf_counter() - t_start
     return {"batch": batch, "overlap": overlap, "scans_per_s": batch * len(groups) / elapsed,
-            "batch_ms": 1e3 * elapsed / len(groups),
+            "batch_ms": 1e3 * elapsed / len(groups), "device_slots": len(getattr(pipe, "devs", [None])),
             "stage_median_ms": {k: round(float(np.median(v)) * 1e3, 4) for k, v in stages.items()}}
 
 
