@@ -33,7 +33,7 @@ from numba import cuda, float32, int32
 
 from pointpillars_trt.launch import bounded_blocks
 from pointpillars_trt.model.config import PointPillarsConfig
-from pointpillars_trt.stages.cuda_block import TPB, block_scan as _block_scan, block_sum as _block_sum
+from pointpillars_trt.stages.cuda_block import TPB, block_scan, block_sum
 from pointpillars_trt.stages.cuda_fp import fadd, fmul
 from pointpillars_trt.stages.voxelize import VoxelParams, VoxelStats
 
@@ -90,8 +90,8 @@ def _count_openers(npts, cell_of_point, first_pt, block_open, stats):
             inr = 1
             if first_pt[b, c] == i:
                 op = 1
-    tot_open = _block_sum(sh, t, op)
-    tot_in = _block_sum(sh, t, inr)
+    tot_open = block_sum(sh, t, op)
+    tot_in = block_sum(sh, t, inr)
     if t == 0:
         block_open[b, cuda.blockIdx.x] = tot_open
         if tot_in > 0:
@@ -112,21 +112,21 @@ def _number_pillars(npts, nx, ny, max_pillars, cell_of_point, first_pt, cell_cou
     part = 0
     for k in range(t, blk, TPB):
         part += block_open[b, k]
-    prefix = _block_sum(sh, t, part)
+    prefix = block_sum(sh, t, part)
     op = 0
     c = -1
     if i < npts[b]:
         c = cell_of_point[b, i]
         if c >= 0 and first_pt[b, c] == i:
             op = 1
-    pid = prefix + _block_scan(sh, t, op) - op
+    pid = prefix + block_scan(sh, t, op) - op
     total = prefix + sh[TPB - 1]
     cuda.syncthreads()
     # the kept pillars' bucket space: an in-block scan of their point counts and one atomic a block on the item's
     # counter (an atomic a pillar, all on one address, took 136 us for a batch of 32 scans on an H200)
     keep = op == 1 and pid < max_pillars
     cnt = cell_count[b, c] if keep else 0
-    end = _block_scan(sh, t, cnt)
+    end = block_scan(sh, t, cnt)
     if t == TPB - 1:
         base_sh[0] = cuda.atomic.add(alloc, b, end) if end > 0 else 0
     cuda.syncthreads()
@@ -164,7 +164,7 @@ def _fill_buckets(npts, cell_of_point, pillar_of_cell, first_pt, cell_count, pil
                 bucket_pillar[b, q] = p
             first_pt[b, c] = INT_MAX
             cell_count[b, c] = 0
-    tot = _block_sum(sh, t, drop)
+    tot = block_sum(sh, t, drop)
     if t == 0 and tot > 0:
         cuda.atomic.add(stats, (b, DROPPED_MAX), tot)
 
@@ -239,8 +239,8 @@ def _decorate(npts, alloc, bucket_pillar, slot_of, pillar_cnt, fill, coords, pil
                 pillar_of_cell[b, (cz * ny + cy) * nx + cx] = -1
                 kept = k
                 full = n - k
-    kept = _block_sum(sh, t, kept)
-    full = _block_sum(sh, t, full)
+    kept = block_sum(sh, t, kept)
+    full = block_sum(sh, t, full)
     if t == 0:
         if kept > 0:
             cuda.atomic.add(stats, (b, KEPT), kept)
