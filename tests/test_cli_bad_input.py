@@ -177,3 +177,18 @@ def test_bench_refuses_to_overwrite_and_bad_scans(tmp_path, onnx_dir):
     assert_one_line_error(cli("bench", scans, "--onnx-dir", onnx_dir, "--device", "cpu", "--out", tmp_path / "b"), "--force")
     assert (tmp_path / "b.md").read_text() == "mine"
     assert_one_line_error(cli("bench", scans, "--onnx-dir", onnx_dir, "--device", "cpu", "--iters", "1"), "multiple of 16")
+
+
+def test_reader_going_away_is_no_traceback(tmp_path):
+    """`... | head -1`: the command stops quietly (exit 141, as SIGPIPE) instead of a BrokenPipeError traceback."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for i in range(3000):  # more listing than a pipe's buffer holds
+        (cache / f"pfn_fp16_{i:05d}.engine").write_bytes(b"")
+    p = subprocess.Popen([sys.executable, "-m", "pointpillars_trt", "cache", "--cache-dir", str(cache)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    assert p.stdout.readline()  # read one line, then go away
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(60) == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
