@@ -82,3 +82,19 @@ def test_content_checked_against_extension(tmp_path):
         read_points(tmp_path / "scan.las")
     with pytest.raises(UserError, match="4 values per point, but --point-dims 5"):
         read_points(tmp_path / "scan.npy", point_dims=5)
+
+
+def test_nonfinite_rows_against_a_row_by_row_check():
+    """The flat-first NaN/Inf check marks exactly the rows a per-value Python loop finds, on a real scan."""
+    from pointpillars_trt.io.points import nonfinite_rows
+
+    pts = read_bin(ALL_SCANS[0])
+    assert nonfinite_rows(pts) is None  # a clean scan: no mask made
+    rng = np.random.default_rng(0)
+    bad = pts.copy()
+    rows = rng.choice(len(bad), 25, replace=False)
+    for i, r in enumerate(rows):
+        bad[r, i % 4] = (np.nan, np.inf, -np.inf)[i % 3]
+    mask = nonfinite_rows(bad)
+    expected = [any(not np.isfinite(float(v)) for v in row) for row in bad]
+    assert mask is not None and mask.tolist() == expected and int(mask.sum()) == 25

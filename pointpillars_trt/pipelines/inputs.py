@@ -17,6 +17,7 @@ import numpy as np
 
 from pointpillars_trt import log
 from pointpillars_trt.errors import UserError
+from pointpillars_trt.io.points import nonfinite_rows
 
 ON_GPU_FOR_CPU = ("points are on the GPU but this detector runs on the CPU: pass a NumPy array "
                   "(e.g. points.cpu().numpy()) or make the detector with device='cuda'")
@@ -82,13 +83,13 @@ def _host_points(a: np.ndarray, kind: str) -> np.ndarray:
     _check_dtype(a.dtype == np.float32, str(a.dtype), kind, what)
     _check_shape(a.shape, what)
     _check_strides(a.shape, a.strides, kind, what)
-    finite = np.isfinite(a[:, :4]).all(axis=1)
-    if not finite.all():
-        bad = int((~finite).sum())
+    bad_rows = nonfinite_rows(a[:, :4])
+    if bad_rows is not None:
+        bad = int(bad_rows.sum())
         if bad == len(a):
             raise UserError(f"empty scan: all {bad} points ({what}) have NaN/Inf coordinates")
         log.warn(f"dropped {bad} point(s) with NaN/Inf coordinates")
-        a = a[finite]
+        a = a[~bad_rows]
     return a
 
 
