@@ -199,6 +199,13 @@ class Detector:
         """The CpuPipeline or GpuPipeline underneath (internal; bench times it directly)."""
         return self._live()
 
+    def wait_for_compile(self, timeout: float | None = None) -> bool:
+        """Wait (at most timeout seconds) until the compiled RPN serves every shape run so far; True when it does.
+        With compile='auto' (the default) a process whose cache already tuned the RPN runs its first scans with the
+        uncompiled RPN while Inductor compiles on a worker thread; call this before timing the steady state."""
+        pipe = self._live()
+        return pipe.wait_compiled(timeout) if hasattr(pipe, "wait_compiled") else True
+
     # ---- detecting -------------------------------------------------------------------------------------------
     def __call__(self, points: Any, *, on_device: bool = False) -> Detections:
         """Detections for one scan. on_device=True (GPU): also leave the rows on the GPU as Detections.device."""

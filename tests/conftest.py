@@ -16,6 +16,19 @@ ALL_SCANS = sorted((KITTI / "scans").glob("*.bin")) + [KITTI / "training/velodyn
                                                         KITTI / "testing/velodyne/000002.bin"]
 
 
+def gpu_stack_reason() -> str | None:
+    """Why the GPU pipeline cannot run here (no cuda-python, numba-cuda or device), or None where it can."""
+    from pointpillars_trt.errors import UserError
+
+    try:
+        from pointpillars_trt.pipelines.gpu import require_gpu_stack
+
+        require_gpu_stack()
+    except (UserError, ImportError) as e:
+        return str(e)
+    return None
+
+
 def pytest_report_header(config):
     return f"shared data: {SHARED} ({len(ALL_SCANS)} scans)"
 

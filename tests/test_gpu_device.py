@@ -13,21 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CHECKPOINT as CKPT, SHARED, assert_same_detections
+from conftest import CHECKPOINT as CKPT, SHARED, gpu_stack_reason, assert_same_detections
 from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.errors import UserError
 
 SCANS = sorted((SHARED / "kitti").glob("scans/*.bin")) + sorted((SHARED / "kitti").glob("*/velodyne/*.bin"))
-
-
-def _gpu_reason() -> str | None:
-    try:
-        from pointpillars_trt.pipelines.gpu import require_gpu_stack
-
-        require_gpu_stack()
-    except (UserError, ImportError) as e:
-        return str(e)
-    return None
 
 
 def test_no_gpu_is_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,7 +30,7 @@ def test_no_gpu_is_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
         make_gpu_pipeline(PointPillarsConfig(), "torch", "fp32", checkpoint=CKPT)
 
 
-REASON = _gpu_reason()
+REASON = gpu_stack_reason()
 gpu = pytest.mark.skipif(REASON is not None, reason=f"needs a CUDA GPU: {REASON}")
 
 

@@ -26,6 +26,9 @@ class Runner(ABC):
     #: True when infer may run on two streams at once (no scratch memory of the runner's own): then the GPU pipeline
     #: runs two batches side by side. A TensorRT execution context owns its activations, so it is not.
     reentrant: bool = False
+    #: the runner's background compiles (inductor_compile.BackgroundCompiles), which the GPU pipeline starts and
+    #: follows; None for runners that never compile in the background
+    background: Any = None
 
     def __init__(self) -> None:
         self.is_active = False

@@ -1,9 +1,10 @@
 """torch backend: the PFN or RPN as a torch module on the GPU, reading and writing the pipeline's device buffers.
 
-With ``compile=True`` the module goes through ``torch.compile(mode="max-autotune-no-cudagraphs", dynamic=False)``:
+With compile on, the module goes through ``torch.compile(mode="max-autotune-no-cudagraphs", dynamic=False)``:
 Inductor's autotuned Triton convolutions, captured inside the pipeline's own CUDA graph (hence no cudagraphs of
 Inductor's). Tuning takes about a minute per input shape the first time on a machine and a few seconds afterwards,
-from TORCHINDUCTOR_CACHE_DIR (set to the project's cache folder unless the user set it).
+from TORCHINDUCTOR_CACHE_DIR (set to the project's cache folder unless the user set it). When it compiles (now, or
+auto: in the background once this cache has tuned the shape) is inductor_compile.py's business.
 
 No copies besides writing the outputs: inputs and outputs are wrapped with
 ``torch.as_tensor`` over their ``__cuda_array_interface__`` (cached per address
@@ -18,13 +19,16 @@ so no conversion pass reads the FP32 canvas first (64 x 496 x 432 floats per sca
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.backends.base import Runner, ViewCache
+from pointpillars_trt.backends.inductor_compile import BackgroundCompiles, TunedShapes, compile_mode
 
 
 def set_tf32(torch: Any, on: bool) -> None:
@@ -52,7 +56,7 @@ class TorchRunner(Runner):
     reentrant = True  # scratch from torch's allocator, per stream (per graph pool inside a graph)
 
     def __init__(self, module: Any, input_name: str, output_names: tuple[str, ...], precision: str = "fp32", *,
-                 compile: bool = False, tf32: bool = True, cache_dir: str | Path | None = None,
+                 compile: bool | str = False, tf32: bool = True, cache_dir: str | Path | None = None,
                  log: Callable[[str], None] | None = None, native_input: bool = True) -> None:
         super().__init__()
         if precision not in ("fp32", "fp16"):
@@ -67,10 +71,17 @@ class TorchRunner(Runner):
         if native_input and precision == "fp16" and self._is_conv_net(module):
             self.input_format = ("float16", "nhwc")  # given [B, H, W, C]; seen as NCHW with channels-last strides
         self._streams: dict[int, Any] = {}
-        self.compile, self.tf32 = bool(compile), bool(tf32)
+        self.compile_mode = compile_mode(compile)  # auto | now | off
+        self.compile, self.tf32 = self.compile_mode != "off", bool(tf32)
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self._log = log or (lambda msg: None)
+        self._compiled: Any = None  # torch.compile's wrapper of self.module, made on first need (imports Dynamo)
+        self._compile_lock = threading.Lock()
         self._compiled_shapes: set[tuple] = set()
+        self._modes: dict[tuple, str] = {}  # per shape: now | background (auto resolved once, on its first call)
+        #: only with compile='auto' (the GPU pipeline follows it on every scan)
+        self.background = BackgroundCompiles(self._log) if self.compile_mode == "auto" else None
+        self._arch = ""
 
     def activate(self) -> None:
         try:
@@ -86,13 +97,9 @@ class TorchRunner(Runner):
         m = m.half() if self.precision == "fp16" else m
         self._channels_last = self.precision == "fp16" and self._is_conv_net(m)
         self.module = m.to(memory_format=torch.channels_last) if self._channels_last else m
-        if self.compile:
-            if self.cache_dir is not None and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
-                os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(self.cache_dir / "inductor")
-            import torch._inductor.config as inductor_config
-
-            inductor_config.autotune_num_choices_displayed = 0  # no per-convolution tuning tables on the console
-            self.module = torch.compile(self.module, mode="max-autotune-no-cudagraphs", dynamic=False)
+        if self.compile and self.cache_dir is not None and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(self.cache_dir / "inductor")
+        self._arch = hashlib.sha256(repr(self.module).encode()).hexdigest()[:16]  # the layers, not the weights
         self.is_active = True
 
     @staticmethod
@@ -104,7 +111,9 @@ class TorchRunner(Runner):
         return any(isinstance(x, torch.nn.Conv2d) for x in m.modules())
 
     def deactivate(self) -> None:
-        self.module = None
+        if self.background is not None:
+            self.background.close()
+        self.module = self._compiled = None
         self._tensor.clear()
         self._streams.clear()
         super().deactivate()
@@ -134,14 +143,68 @@ class TorchRunner(Runner):
                 x = x.to(dtype=dtype, memory_format=torch.channels_last)
             elif dtype != x.dtype:
                 x = x.to(dtype)
-            shape = tuple(x.shape)
-            if self.compile and shape not in self._compiled_shapes:
-                y = self._first_compiled_call(x, shape)
-            else:
-                y = self.module(x)
+            y = self._forward(x)
             ys = y if isinstance(y, tuple) else (y,)
             for name, t in zip(self._outs, ys):
                 self._tensor(out[name]).copy_(t)  # copy_ casts FP16 -> FP32 on the fly
+
+    # ---- compiling (inductor_compile.py: now, or auto: in the background once tuned) ---------------------------
+    def _forward(self, x: Any) -> Any:
+        """The module for x's shape: compiled once it is (compiling it now if that is the shape's mode), else the
+        uncompiled one until a background compile is ready (the pipeline starts and follows it), or after one
+        failed."""
+        shape, bg = tuple(x.shape), self.background
+        if not self.compile or (bg is not None and shape in bg.failed):
+            return self.module(x)
+        if shape in self._compiled_shapes or (bg is not None and shape in bg.ready):
+            return self._compiled(x)
+        if self._mode(shape) == "now":
+            return self._first_compiled_call(x, shape)
+        meta = (tuple(x.shape), tuple(x.stride()), x.dtype, x.device)
+        self.background.request(shape, lambda: self._compile_like(*meta))
+        return self.module(x)
+
+    def _mode(self, shape: tuple) -> str:
+        mode = self._modes.get(shape)
+        if mode is None:
+            mode = self.compile_mode
+            if mode == "auto":
+                mode = "background" if self._tuned_key(shape) in self._tuned() else "now"
+            self._modes[shape] = mode
+        return mode
+
+    def _tuned(self) -> TunedShapes:
+        return TunedShapes(os.environ.get("TORCHINDUCTOR_CACHE_DIR"))
+
+    def _tuned_key(self, shape: tuple) -> str:
+        import torch
+
+        return "|".join((torch.__version__, torch.cuda.get_device_name(), self._in, self.precision,
+                         f"tf32={self.tf32}", self._arch, "x".join(map(str, shape))))
+
+    def _compiled_module(self) -> Any:
+        """torch.compile's wrapper (one for every shape; dynamic=False recompiles per shape)."""
+        with self._compile_lock:
+            if self._compiled is None:
+                import torch
+                import torch._inductor.config as inductor_config
+
+                inductor_config.autotune_num_choices_displayed = 0  # no per-convolution tuning tables on the console
+                self._compiled = torch.compile(self.module, mode="max-autotune-no-cudagraphs", dynamic=False)
+            return self._compiled
+
+    def _compile_like(self, shape: tuple, stride: tuple, dtype: Any, device: Any) -> None:
+        """The background job: compile for an input laid out as the pipeline's, on a stream of its own (the
+        inference-mode zeros match the pipeline's views, so Dynamo's guards accept them later)."""
+        import torch
+
+        compiled = self._compiled_module()
+        with torch.cuda.device(device):
+            side = torch.cuda.Stream()
+            with torch.cuda.stream(side), torch.inference_mode():
+                compiled(torch.empty_strided(shape, stride, dtype=dtype, device=device).zero_())
+            side.synchronize()
+        self._tuned().add(self._tuned_key(shape))
 
     def _first_compiled_call(self, x: Any, shape: tuple) -> Any:
         """The first call of a shape compiles and autotunes: say so, and how long it took."""
@@ -149,7 +212,8 @@ class TorchRunner(Runner):
         self._log(f"compiling the {self.precision} {self._in} network for shape {list(shape)} with Inductor "
                   f"max-autotune (about a minute the first time on this machine, seconds later; cache: {where})")
         t0 = time.perf_counter()
-        y = self.module(x)
+        y = self._compiled_module()(x)
         self._compiled_shapes.add(shape)
+        self._tuned().add(self._tuned_key(shape))
         self._log(f"compiled in {time.perf_counter() - t0:.1f} s")
         return y

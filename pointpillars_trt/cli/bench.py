@@ -50,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
         if (getattr(args, flag) or 0) < 0:
             raise UserError(f"--{flag} must be 0 or more")
     backend, device = choose_backend(args.backend, args.device)
+    if device == "cuda" and args.compile == "auto":  # the steady state is timed: compile before the first timed scan
+        args.compile = "now"
     if args.soak and device != "cuda":
         raise UserError(f"--soak measures GPU memory and needs an NVIDIA GPU (--backend torch or tensorrt); "
                         f"this run would use {backend} on the CPU, where there is no device memory to watch")

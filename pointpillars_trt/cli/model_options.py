@@ -34,8 +34,11 @@ def add_model_args(p: argparse.ArgumentParser, *, required: bool = True) -> None
                    help="scans per GPU run (one captured graph per batch size; default 1: lowest latency)")
     g.add_argument("--no-graph", action="store_true",
                    help="launch every kernel from the host instead of replaying one captured CUDA graph per scan")
-    g.add_argument("--no-compile", action="store_true",
-                   help="torch backend: skip Inductor's max-autotune of the RPN (no ~1 min first tuning; slower)")
+    g.add_argument("--compile", choices=("auto", "now", "off"), default="auto",
+                   help="torch backend: when the RPN goes through Inductor's max-autotune. auto (default): in the "
+                        "background once this machine has tuned it (the first scans run the uncompiled RPN, no wait), "
+                        "else now (the first tuning takes about a minute, then is cached); off: never (slower RPN)")
+    g.add_argument("--no-compile", action="store_true", help="the same as --compile off")
     g.add_argument("--strict-fp32", action="store_true",
                    help="FP32 without TF32 tensor cores (TensorRT's and this tool's FP32 default to TF32)")
     p.set_defaults(_model_required=required)
@@ -68,6 +71,8 @@ def make_detector(args: argparse.Namespace) -> Detector:
     for flag, key in (("no_graph", "graph"), ("no_compile", "compile"), ("strict_fp32", "tf32")):
         if getattr(args, flag, False):  # only what was asked for: the CPU pipeline refuses GPU options
             options[key] = False
+    if getattr(args, "compile", "auto") != "auto" and "compile" not in options:
+        options["compile"] = args.compile
     if args.onnx_dir:
         return Detector.from_onnx(args.onnx_dir, **options)
     if args.random_init:

@@ -36,7 +36,7 @@ def make_pipeline(cfg: PointPillarsConfig, model: ModelFiles, backend: str, devi
 
 def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, checkpoint: str | Path | None = None,
                       onnx_dir: str | Path | None = None, engines_dir: str | Path = "engines",
-                      max_batch: int = 1, graph: bool = True, compile: bool = True, tf32: bool = True,
+                      max_batch: int = 1, graph: bool = True, compile: bool | str = "auto", tf32: bool = True,
                       fold: bool = True, pfn_kernel: bool = True,
                       fp16_canvas: bool = True, upload_kernel: bool = True, overlap_batches: bool = True,
                       max_points: int | None = None,
@@ -44,7 +44,10 @@ def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, 
     """A GpuPipeline with torch runners (from the checkpoint) or TensorRT runners (engines built from onnx_dir).
 
     graph: one captured CUDA graph per shape (False: launch by launch); compile: the torch backend's RPN through
-    Inductor max-autotune (BN-folded, fused heads either way); tf32: FP32 convolutions on TF32 tensor cores, as
+    Inductor max-autotune (BN-folded, fused heads either way): auto (default: compile in the background where this
+    machine's Inductor cache already tuned the shape, so the first detections come from the uncompiled RPN without
+    waiting for Dynamo; else tune before the first detection), now (True), off (False)
+    (backends/inductor_compile.py); tf32: FP32 convolutions on TF32 tensor cores, as
     TensorRT's FP32 engines do (False: strict FP32); fold=False keeps the checkpoint's RPN as it is (BatchNorm
     and ZeroPad as separate ops, three heads, the PFN in torch: OpenPCDet-style eager execution, the bench's
     baseline); pfn_kernel: the torch backend's PFN as backends/numba_pfn.py's kernel over the real pillars only (on an
@@ -57,8 +60,11 @@ def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, 
     side on two sets of device buffers and streams (runners that may run twice at once: torch's, the PFN kernel;
     the second set is allocated on the first run_batches; H200, B = 32: 4124-4149 scans/s against 3987-4015 with one
     set, bench/results/throughput_session6_h200.md) (GpuPipeline)."""
+    from pointpillars_trt.backends.inductor_compile import compile_mode
     from pointpillars_trt.pipelines.gpu import DEFAULT_MAX_POINTS, GpuPipeline, require_gpu_stack
 
+    if compile_mode(compile) == "auto" and not graph:  # (a bad value is one line before any GPU work)
+        compile = "now"  # launch by launch calls the module every scan: no background compile (inductor_compile.py)
     require_gpu_stack()
     if precision not in ("fp32", "fp16"):
         raise UserError(f"precision must be fp32 or fp16, got {precision!r}")

@@ -97,6 +97,9 @@ class GpuPipeline:
         self.replays = 0
         self.captures = 0
         self._capturing = False
+        #: the runners' background compiles (backends/inductor_compile.py), and how many had finished at the last scan
+        self._background = [b for b in (getattr(r, "background", None) for r in (pfn_runner, rpn_runner)) if b]
+        self._compiled_version = 0
 
     def _device_slot(self) -> DeviceSlot:
         # a PFN that reads only each pillar's points (the counts) needs no zero rows in its input
@@ -261,11 +264,16 @@ class GpuPipeline:
         batch, cap = len(scans), self.bucket(max(counts))
         source = self._stage_inputs(scans, counts, hs, ds)
         key = (batch, cap, source, slot, self.devs.index(ds))
+        if self._background:
+            self._follow_compiles(key)
         g = self._graphs.get(key) if self.use_graph else None
         if g is not None:
             self._graphs.move_to_end(key)
             g.replay(ds.stream.handle)
             self.replays += 1
+            for b in self._background:  # queued on the shape's first scan, captured since: compile from now on
+                if b.queued:
+                    b.start()
         else:
             self.enqueue(*key[:4])  # the first batch of a shape runs eagerly: it also warms everything up
         self._count(counts, cap, source)
@@ -274,6 +282,30 @@ class GpuPipeline:
             ds.stream.synchronize()
             self._capture(key)
         return slot, batch
+
+    def _follow_compiles(self, key: tuple) -> None:
+        """Background compiles (the torch RPN's, compile='auto'): a key without a graph waits for a running compile
+        (nothing may call a torch module or capture meanwhile, inductor_compile.BackgroundCompiles says why; once
+        per shape, for at most the compile's few seconds); when a compile has finished, every graph is freed, to be
+        captured again with the compiled module."""
+        if self.use_graph and key not in self._graphs and any(b.running for b in self._background):
+            self.wait_compiled()
+        version = sum(b.version for b in self._background)
+        if version != self._compiled_version:
+            self._compiled_version = version
+            for d in self.devs:  # a graph of the other device slot may still be running
+                d.stream.synchronize()
+            self.close_graphs()
+
+    @property
+    def compiling(self) -> bool:
+        """True while a runner's background compile is queued or running (its shape replays a graph of the
+        uncompiled network meanwhile)."""
+        return any(b.pending for b in self._background)
+
+    def wait_compiled(self, timeout: float | None = None) -> bool:
+        """Start any queued background compile and wait for it (at most timeout seconds); True when done."""
+        return all([b.wait(timeout) for b in self._background])
 
     def _collect(self, launched: tuple[int, int], keep_on_device: bool) -> list[ScanResult]:
         """Wait for a launched batch (one synchronise) and read its results from its host slot."""
@@ -318,9 +350,9 @@ class GpuPipeline:
         return t
 
     def graph_info(self) -> dict[str, Any]:
-        """Captured graphs (batch, capacity, source), replay and capture counts."""
+        """Captured graphs (batch, capacity, source), replay and capture counts, a background compile pending."""
         return {"graphs": [list(k) for k in self._graphs], "replays": self.replays, "captures": self.captures,
-                "kind": self._graph_kind}
+                "kind": self._graph_kind, "compiling": self.compiling}
 
     # ---- debugging ----------------------------------------------------------------
     def canvas_host(self, b: int = 0) -> np.ndarray:

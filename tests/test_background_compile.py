@@ -1,0 +1,167 @@
+"""When the RPN compiles (backends/inductor_compile.py): the compile= values, the record of tuned shapes, the worker
+threads (CPU, real threads), and on a GPU the pipeline that serves its first scans uncompiled, captures no graph while
+Inductor works on the other thread, then captures the compiled RPN, which gives the same heads as compiling first."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import CHECKPOINT as CKPT, SHARED, gpu_stack_reason
+from pointpillars_trt.backends.inductor_compile import TUNED_FILE, BackgroundCompiles, TunedShapes, compile_mode
+from pointpillars_trt.errors import UserError
+
+
+def test_compile_values() -> None:
+    assert [compile_mode(v) for v in (True, False, None, "auto", "now", "off")] == \
+        ["now", "off", "off", "auto", "now", "off"]
+    for bad in ("yes", 1, "Auto", "background"):
+        with pytest.raises(UserError, match="compile must be one of auto, now, off"):
+            compile_mode(bad)
+
+
+def test_tuned_shapes_persist_and_survive_a_bad_file(tmp_path: Path) -> None:
+    tuned = TunedShapes(tmp_path / "inductor")
+    assert "a|1x64" not in tuned  # no folder yet
+    tuned.add("a|1x64")
+    tuned.add("b|4x64")
+    again = TunedShapes(tmp_path / "inductor")  # another process reading the same cache
+    assert "a|1x64" in again and "b|4x64" in again and "c" not in again
+    assert sorted(p.name for p in (tmp_path / "inductor").iterdir()) == [TUNED_FILE]  # no temporary file left
+    (tmp_path / "inductor" / TUNED_FILE).write_text("{not json")
+    assert "a|1x64" not in again  # a damaged record only means tuning in the foreground again
+    again.add("c")
+    assert "c" in again and "a|1x64" not in again
+    assert "x" not in TunedShapes(None)
+    TunedShapes(None).add("x")  # no cache folder known: nothing recorded, no error
+
+
+def test_tuned_shapes_unwritable_cache(tmp_path: Path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    TunedShapes(blocker / "inductor").add("k")  # the folder cannot be made: no error, nothing recorded
+    assert "k" not in TunedShapes(blocker / "inductor")
+
+
+def test_background_job_queued_then_started_on_a_worker_thread() -> None:
+    bc, ran, logs = BackgroundCompiles(), [], []
+    bc._log = logs.append
+    gate = threading.Event()
+
+    def job() -> None:
+        ran.append(threading.get_ident())
+        gate.wait(10)
+
+    bc.request((1, 64), job)
+    bc.request((1, 64), job)  # asked again before it started: still one job
+    assert bc.queued and bc.pending and not bc.running and not ran  # a process that runs one scan never compiles
+    bc.start()
+    for _ in range(200):
+        if ran:
+            break
+        time.sleep(0.01)
+    assert ran and ran[0] != threading.get_ident()  # on a worker thread, not the caller's
+    assert bc.running and not bc.queued and (1, 64) not in bc.ready and bc.version == 0
+    bc.request((1, 64), job)  # running: not queued again
+    assert not bc.queued
+    gate.set()
+    assert bc.wait(10) and not bc.pending
+    assert bc.ready == {(1, 64)} and len(ran) == 1 and bc.version == 1
+    assert logs and "compiled in the background" in logs[-1] and "[1, 64]" in logs[-1]
+    bc.request((1, 64), job)  # ready: nothing queued again
+    assert not bc.pending
+
+
+def test_background_job_failure_keeps_the_uncompiled_module() -> None:
+    bc, logs = BackgroundCompiles(), []
+    bc._log = logs.append
+
+    def job() -> None:
+        raise RuntimeError("no Triton here\nsecond line")
+
+    bc.request("s", job)
+    assert bc.wait(10)  # wait() starts what is queued
+    assert bc.failed == {"s": "RuntimeError: no Triton here"} and not bc.ready and not bc.pending
+    assert bc.version == 0  # nothing to recapture
+    assert "failed (RuntimeError: no Triton here)" in logs[-1] and "uncompiled network keeps running" in logs[-1]
+    bc.request("s", job)
+    assert not bc.pending  # given up on: never retried
+
+
+def test_close_drops_queued_jobs_and_waits_for_running_ones() -> None:
+    bc, done = BackgroundCompiles(), []
+    bc.request("slow", lambda: (time.sleep(0.3), done.append("slow")))
+    bc.start()
+    bc.request("never", lambda: done.append("never"))
+    bc.close()
+    assert done == ["slow"] and not bc.pending
+
+
+# ---- on a GPU ---------------------------------------------------------------------------------------------------
+REASON = gpu_stack_reason()
+SCANS = sorted((SHARED / "kitti").glob("scans/*.bin"))[:4]
+
+
+@pytest.mark.skipif(REASON is not None, reason=f"needs a CUDA GPU: {REASON}")
+def test_auto_compiles_in_the_background_once_tuned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """compile='auto': a shape this cache never tuned compiles now (before its first result). Once tuned, a new
+    pipeline's first scan runs the uncompiled RPN and captures it (heads as an uncompiled pipeline's); the compile
+    starts on the second scan, replays of that graph go on meanwhile, then the graph is captured again with the
+    compiled RPN, whose heads are those of a pipeline that compiled first."""
+    from pointpillars_trt.model import tensor_names as tn
+    from pointpillars_trt.model.config import PointPillarsConfig
+    from pointpillars_trt.pipelines.factory import make_gpu_pipeline
+
+    cfg = PointPillarsConfig()
+    pts = [np.fromfile(p, np.float32).reshape(-1, 4) for p in SCANS]
+    shape = (1, cfg.pfn_filters, *cfg.grid_size[1::-1])
+    untuned = make_gpu_pipeline(cfg, "torch", "fp16", checkpoint=CKPT, compile="auto")
+    with monkeypatch.context() as m, untuned:
+        m.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "empty"))
+        assert untuned.rpn._mode(shape) == "now"  # resolved without compiling anything
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", os.environ.get("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "ind")))
+    now = make_gpu_pipeline(cfg, "torch", "fp16", checkpoint=CKPT, compile="now", graph=True)
+    plain = make_gpu_pipeline(cfg, "torch", "fp16", checkpoint=CKPT, compile=False, graph=True)
+
+    def heads(p):
+        snap = p.snapshot()
+        return [snap[n] for n in tn.RPN_OUTPUTS]
+
+    with now, plain:
+        for x in pts:  # every torch module call of this test before the background compile starts
+            now.run(x)  # tunes in the foreground (or loads the cache's tuning) and records it
+            plain.run(x)
+        bg = make_gpu_pipeline(cfg, "torch", "fp16", checkpoint=CKPT, compile="auto", graph=True)
+        with bg:
+            x = pts[0]
+            bg.run(x)
+            assert bg.rpn._mode(shape) == "background" and bg.compiling and not bg.rpn.background.running
+            assert bg.captures == 1  # the uncompiled RPN, captured
+            during, t0 = 0, time.perf_counter()
+            while bg.compiling:
+                bg.run(x)  # the second scan starts the compile
+                ref = plain if bg.captures == 1 else now  # recaptured, compiled, if the compile just ended
+                ref.run(x)
+                for a, b in zip(heads(bg), heads(ref)):
+                    assert float(np.abs(a - b).max()) < 1e-3
+                during += 1
+                assert time.perf_counter() - t0 < 300, "the background compile took over 5 minutes"
+            assert during >= 1 and bg.replays >= during - 1 and bg.captures <= 2
+            assert not bg.rpn.background.failed and shape in bg.rpn.background.ready
+            bg.run(pts[1])  # another bucket after the compile: the compiled RPN straight away
+            for x in pts:
+                bg.run(x)
+                rb, rn = bg.run(x), now.run(x)  # graph replays
+                for a, b in zip(heads(bg), heads(now)):
+                    assert float(np.abs(a - b).max()) < 1e-3  # the same compiled kernels from the same cache
+                assert len(rb.detections) == len(rn.detections)
+            assert bg.captures >= 2 and not bg.compiling
+        again = make_gpu_pipeline(cfg, "torch", "fp16", checkpoint=CKPT, compile="auto", graph=True)
+        with again:
+            again.run(pts[0])
+            assert again.compiling and not again.rpn.background.running  # queued: one scan never waits for Inductor
+        assert not again.compiling  # closing dropped the queued job
