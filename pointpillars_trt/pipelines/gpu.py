@@ -96,6 +96,7 @@ class GpuPipeline:
         self.transfers = {"h2d": 0, "d2d": 0, "h2d_meta": 0, "d2h": 0}
         self.replays = 0
         self.captures = 0
+        self.capture_bytes = 0  # device memory the captures took (graph pools and instantiated graphs)
         self._capturing = False
         #: the runners' background compiles (backends/inductor_compile.py), and how many had finished at the last scan
         self._background = [b for b in (getattr(r, "background", None) for r in (pfn_runner, rpn_runner)) if b]
@@ -322,13 +323,17 @@ class GpuPipeline:
         """Capture the work of `key` into a graph (nothing runs), evicting the least recently used beyond max_graphs."""
         while len(self._graphs) >= self.max_graphs:
             self._graphs.popitem(last=False)[1].free()
+        from pointpillars_trt.pipelines.cuda_runtime import mem_get_info
+
         dev = key[4]
         g = make_graph(self._graph_kind, pool=dev)  # graphs that may run at once never share memory
+        free = mem_get_info()[0]  # no compile runs meanwhile (_follow_compiles): the drop is the graph's
         self._capturing = True
         try:
             g.capture(self.devs[dev].stream.handle, lambda: self.enqueue(*key[:4]))
         finally:
             self._capturing = False
+        self.capture_bytes += max(0, free - mem_get_info()[0])
         self._graphs[key] = g
         self.captures += 1
 
@@ -350,9 +355,11 @@ class GpuPipeline:
         return t
 
     def graph_info(self) -> dict[str, Any]:
-        """Captured graphs (batch, capacity, source), replay and capture counts, a background compile pending."""
+        """Captured graphs (batch, capacity, source), replay and capture counts, the device memory the captures
+        took (MiB; graphs share their slot's pool, so a later capture may take little), a background compile pending."""
         return {"graphs": [list(k) for k in self._graphs], "replays": self.replays, "captures": self.captures,
-                "kind": self._graph_kind, "compiling": self.compiling}
+                "capture_mib": round(self.capture_bytes / 2**20, 1), "kind": self._graph_kind,
+                "compiling": self.compiling}
 
     # ---- debugging ----------------------------------------------------------------
     def canvas_host(self, b: int = 0) -> np.ndarray:
