@@ -34,6 +34,15 @@
 #               with two and one device slots, a 10,000-scan soak
 #   PART=tune7  (for session 7) Inductor's tuning variance: the FP16 RPN tuned three times, each in a fresh cache, in
 #               fresh processes (one H200 kept 0.500 ms from one tuning where another gave 0.408)
+#   PART=s7a    (session 7) tests7, then first detection: a process filling the caches, two warm compiled ones, two
+#               warm uncompiled ones (--no-compile: what start-up costs without Inductor)
+#   PART=s7b    (session 7) the background-compile GPU test, first detection with compile=auto (fill, two warm: the
+#               uncompiled RPN first, Inductor on a worker thread), --compile-now and --no-compile; then tune7
+#   PART=s7c    (session 7) the background-compile GPU test (its tuning in the foreground), first detection with
+#               compile=auto (fill, two warm), then one scan FP16 / FP32 (TF32, uncompiled) / strict FP32 / OpenPCDet-style
+#               eager, B = 32, and the 10,000-scan soak
+#   PART=s7d    (session 7) the background-compile GPU test (compiles only while the process replays graphs), first
+#               detection with compile=auto x3, one scan FP16 compiled, the GPU pipeline tests
 #   PART=final6 (session 6) the capture probe, the GPU pipeline tests, B = 32, first detection of a warm second process
 # Parts before session 6 name graph_bench's batch variant two-device-slots: two device slots are the default since,
 # and one-device-slot is the old default.
@@ -46,6 +55,17 @@ F='triton_\|AUTOTUNE\|strides:\|dtypes:\|SingleProcess\|Autotune Choices\|num_ch
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 M=data/models/pointpillars_synthetic.pth
 S=../shared/kitti/scans
+bg_tests() {  # the background-compile tests (CPU and GPU), with a time limit of $1 s
+  timeout "$1" python3 -m pytest -v -rs -s -p no:cacheprovider tests/test_background_compile.py 2>&1 | grep -v "$F" \
+    | grep -v "^E120[0-9]" | tee "$OUT/bg_tests.log" | tail -5
+}
+first_detections() {  # first detection of one new process per name (now*: --compile-now, nocompile*: --no-compile)
+  local limit=$1; shift; echo "== first detection: $*" | tee "$OUT/startup.log"
+  for run in "$@"; do s=$(date +%s%N); w=$(case $run in now*) echo --compile-now;; nocomp*) echo --no-compile;; esac)
+    env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=/tmp/pyc timeout "$limit" python3 bench/startup.py $S/000000.bin $w \
+      2>&1 | grep -v "$F" | grep -v "^E120[0-9]" | tail -13
+    echo "$run: $(( ($(date +%s%N) - s) / 1000000 )) ms whole process"; done 2>&1 | tee -a "$OUT/startup.log"
+}
 case "${PART:-api}" in
 api)
   timeout 280 python3 -m pytest -v -rs -s -p no:cacheprovider tests/test_api_gpu.py 2>&1 | grep -v "$F" | tee "$OUT/api_tests.log"
@@ -187,6 +207,27 @@ tune7)
   for i in 1 2 3; do echo "== tuning $i (fresh cache)"
     TORCHINDUCTOR_CACHE_DIR=/tmp/tune$i timeout 180 python3 bench/graph_bench.py $S $M --iters 300 --precisions fp16 \
       --variants graph+compile --batches --out "$OUT/tune$i" 2>&1 | grep -v "$F" | grep "^| rpn\|^| total\|^| wall"; done 2>&1 | tee "$OUT/tune.log" ;;
+s7a)
+  PART=tests7 bash "$0"
+  echo "== first detection: fill, warm compiled x2, warm --no-compile x2" | tee "$OUT/startup.log"
+  for run in fill warm1 warm2 nocompile1 nocompile2; do s=$(date +%s%N); w=$(case $run in nocomp*) echo --no-compile;; esac)
+    env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=/tmp/pyc timeout 100 python3 bench/startup.py $S/000000.bin $w 2>&1 | grep -v "$F" | grep -v "^E120[0-9]" | tail -8
+    echo "$run: $(( ($(date +%s%N) - s) / 1000000 )) ms whole process"; done 2>&1 | tee -a "$OUT/startup.log" ;;
+s7b)
+  bg_tests 300; rm -rf /tmp/ppcache/inductor/pointpillars_trt_tuned.json
+  first_detections 150 fill auto1 auto2 now nocompile
+  PART=tune7 bash "$0" ;;
+s7c)
+  bg_tests 240; first_detections 100 fill auto1 auto2
+  timeout 330 python3 bench/graph_bench.py $S $M --iters 400 --precisions fp16 fp32 fp32-strict --variants graph+compile \
+    graph eager-openpcdet --fp32-variants graph eager-openpcdet --batches 32 --batch-variants default --soak 10000 \
+    --out "$OUT/bench7_h200" 2>&1 | grep -v "$F" | grep -v "^E120[0-9]" | tail -32 | tee "$OUT/bench.log"
+  du -sh /tmp/ppcache/inductor 2>&1 | tee -a "$OUT/bench.log" ;;
+s7d)
+  bg_tests 200; first_detections 60 auto1 auto2 auto3
+  timeout 90 python3 bench/graph_bench.py $S $M --iters 400 --precisions fp16 --variants graph+compile --batches \
+    --out "$OUT/single_h200" 2>&1 | grep -v "$F" | grep -v "^E120[0-9]" | grep "^| \|wall p50" | tee "$OUT/bench.log"
+  PART=tests6 bash "$0" ;;
 start6)
   echo "== first detection of a second process (warm caches)" | tee "$OUT/startup.log"
   for run in fill warm; do s=$(date +%s%N)
