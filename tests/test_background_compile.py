@@ -76,6 +76,19 @@ def test_background_job_queued_then_started_on_a_worker_thread() -> None:
     assert not bc.pending
 
 
+def test_queued_jobs_start_after_enough_replays() -> None:
+    """A short run never starts its compile (nor waits for it at exit); the start_after-th replay starts it."""
+    bc, ran = BackgroundCompiles(start_after=3), []
+    bc.request("s", lambda: ran.append(1))
+    bc.note_replay()
+    bc.note_replay()
+    bc.close()  # closing after two replays: the queued job is dropped, nothing waited for
+    assert not ran and not bc.pending
+    bc.request("t", lambda: ran.append(2))
+    bc.note_replay()  # the third replay of this object: start
+    assert bc.wait(10) and ran == [2] and bc.ready == {"t"}
+
+
 def test_background_job_failure_keeps_the_uncompiled_module() -> None:
     bc, logs = BackgroundCompiles(), []
     bc._log = logs.append
@@ -110,7 +123,7 @@ SCANS = sorted((SHARED / "kitti").glob("scans/*.bin"))[:4]
 def test_auto_compiles_in_the_background_once_tuned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """compile='auto': a shape this cache never tuned compiles now (before its first result). Once tuned, a new
     pipeline's first scan runs the uncompiled RPN and captures it (heads as an uncompiled pipeline's); the compile
-    starts on the second scan, replays of that graph go on meanwhile, then the graph is captured again with the
+    starts after 100 replays of that graph, replays go on meanwhile, then the graph is captured again with the
     compiled RPN, whose heads are those of a pipeline that compiled first."""
     from pointpillars_trt.model import tensor_names as tn
     from pointpillars_trt.model.config import PointPillarsConfig
@@ -143,14 +156,14 @@ def test_auto_compiles_in_the_background_once_tuned(tmp_path: Path, monkeypatch:
             assert bg.captures == 1  # the uncompiled RPN, captured
             during, t0 = 0, time.perf_counter()
             while bg.compiling:
-                bg.run(x)  # the second scan starts the compile
+                bg.run(x)  # the 100th replay starts the compile
                 ref = plain if bg.captures == 1 else now  # recaptured, compiled, if the compile just ended
                 ref.run(x)
                 for a, b in zip(heads(bg), heads(ref)):
                     assert float(np.abs(a - b).max()) < 1e-3
                 during += 1
                 assert time.perf_counter() - t0 < 300, "the background compile took over 5 minutes"
-            assert during >= 1 and bg.replays >= during - 1 and bg.captures <= 2
+            assert during >= 100 and bg.replays >= during - 1 and bg.captures <= 2
             assert not bg.rpn.background.failed and shape in bg.rpn.background.ready
             bg.run(pts[1])  # another bucket after the compile: the compiled RPN straight away
             for x in pts:

@@ -70,16 +70,22 @@ class TunedShapes:
                 pass
 
 
-class BackgroundCompiles:
-    """Compile jobs, one worker thread per input shape. A job is queued on its shape's first call and started by
-    start(): the GPU pipeline starts it on the next scan, once the shape's graph holds the uncompiled module. From
-    then on the process calls no torch module until the job ends (the pipeline replays graphs, and waits for the job
-    before running or capturing anything new): FX's tracer, which Inductor uses, patches torch.nn.Module.__call__ for
-    every thread, and a module called on another thread meanwhile fails (seen on an H200). And a process that runs
-    one scan never pays for a compile it would not use."""
+#: replays of the uncompiled graph before the queued compiles start: a short run (`infer` of a few files, `view`)
+#: never compiles, so it never waits at exit for a compile it would not use; a long one starts within a second
+START_AFTER_REPLAYS = 100
 
-    def __init__(self, log: Callable[[str], None] | None = None) -> None:
+
+class BackgroundCompiles:
+    """Compile jobs, one worker thread per input shape. A job is queued on its shape's first call (which the GPU
+    pipeline captures with the uncompiled module) and started after start_after replays (note_replay) or by start().
+    From then on the process calls no torch module until the job ends (the pipeline replays graphs, and waits for
+    the job before running or capturing anything new): FX's tracer, which Inductor uses, patches
+    torch.nn.Module.__call__ for every thread, and a module called on another thread meanwhile fails (seen on an
+    H200)."""
+
+    def __init__(self, log: Callable[[str], None] | None = None, start_after: int = START_AFTER_REPLAYS) -> None:
         self._log = log or (lambda msg: None)
+        self.start_after, self._replays = int(start_after), 0
         self._lock = threading.Lock()
         self._queued: dict[Hashable, Callable[[], None]] = {}
         self._threads: dict[Hashable, threading.Thread] = {}
@@ -106,6 +112,13 @@ class BackgroundCompiles:
         with self._lock:
             if not (shape in self.ready or shape in self.failed or shape in self._threads or shape in self._queued):
                 self._queued[shape] = job
+
+    def note_replay(self) -> None:
+        """The pipeline replayed a graph of the uncompiled module while a job is queued: the start_after-th time,
+        start the queued jobs."""
+        self._replays += 1
+        if self._replays >= self.start_after:
+            self.start()
 
     def start(self) -> None:
         """Start every queued job on a worker thread of its own."""
@@ -146,5 +159,7 @@ class BackgroundCompiles:
         """Forget queued jobs and wait for running ones (a thread inside Inductor cannot be stopped safely)."""
         with self._lock:
             self._queued.clear()
+        if self.running:
+            self._log("waiting for the background compile to finish (a few seconds; it cannot be stopped halfway)")
         for t in list(self._threads.values()):
             t.join()

@@ -272,9 +272,9 @@ class GpuPipeline:
             self._graphs.move_to_end(key)
             g.replay(ds.stream.handle)
             self.replays += 1
-            for b in self._background:  # queued on the shape's first scan, captured since: compile from now on
+            for b in self._background:  # queued on the shape's first scan, captured since: starts after 100 replays
                 if b.queued:
-                    b.start()
+                    b.note_replay()
         else:
             self.enqueue(*key[:4])  # the first batch of a shape runs eagerly: it also warms everything up
         self._count(counts, cap, source)
