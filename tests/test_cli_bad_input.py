@@ -192,3 +192,12 @@ def test_reader_going_away_is_no_traceback(tmp_path):
     err = p.stderr.read().decode()
     assert p.wait(60) == 141, err
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_gpu_options_on_the_cpu_name_the_flags(tmp_path):
+    """GPU-pipeline flags on a CPU run: one line naming the flags given, before any model work."""
+    scan = tmp_path / "a.bin"
+    np.zeros((8, 4), np.float32).tofile(scan)
+    r = cli("infer", scan, "--device", "cpu", "--compile", "now", "--strict-fp32")
+    assert_one_line_error(r, "--compile/--no-compile, --strict-fp32", "this run is on the CPU", "--device cuda")
+    assert r.returncode == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pointpillars_trt.api import BACKENDS, DEVICES, Detector
+from pointpillars_trt.api import BACKENDS, DEVICES, Detector, choose_backend
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.model import tensor_names as tn
 from pointpillars_trt.cache_dir import default_cache_dir
@@ -73,6 +73,11 @@ def make_detector(args: argparse.Namespace) -> Detector:
             options[key] = False
     if getattr(args, "compile", "auto") != "auto" and "compile" not in options:
         options["compile"] = args.compile
+    flags = [f for key, f in (("graph", "--no-graph"), ("compile", "--compile/--no-compile"), ("tf32", "--strict-fp32"))
+             if key in options]
+    if flags and choose_backend(args.backend, args.device)[1] == "cpu":
+        raise UserError(f"{', '.join(flags)} set the GPU pipeline, and this run is on the CPU; drop "
+                        f"{'it' if len(flags) == 1 else 'them'}, or run on a GPU (--device cuda)")
     if args.onnx_dir:
         return Detector.from_onnx(args.onnx_dir, **options)
     if args.random_init:
