@@ -91,8 +91,11 @@ class BackgroundCompiles:
         self._threads: dict[Hashable, threading.Thread] = {}
         self.ready: set[Hashable] = set()
         self.failed: dict[Hashable, str] = {}
-        #: +1 each time a shape's compiled module becomes ready (the pipeline then recaptures its graphs)
-        self.version = 0
+
+    @property
+    def version(self) -> int:
+        """Grows each time a shape's compiled module becomes ready (the pipeline then recaptures its graphs)."""
+        return len(self.ready)
 
     @property
     def queued(self) -> bool:
@@ -143,7 +146,6 @@ class BackgroundCompiles:
             return
         with self._lock:
             self.ready.add(shape)
-            self.version += 1
         self._log(f"compiled in the background in {time.perf_counter() - t0:.1f} s; the next scan of shape {name} "
                   f"captures it")
 

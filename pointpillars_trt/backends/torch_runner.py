@@ -72,7 +72,7 @@ class TorchRunner(Runner):
             self.input_format = ("float16", "nhwc")  # given [B, H, W, C]; seen as NCHW with channels-last strides
         self._streams: dict[int, Any] = {}
         self.compile_mode = compile_mode(compile)  # auto | now | off
-        self.compile, self.tf32 = self.compile_mode != "off", bool(tf32)
+        self.tf32 = bool(tf32)
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self._log = log or (lambda msg: None)
         self._compiled: Any = None  # torch.compile's wrapper of self.module, made on first need (imports Dynamo)
@@ -82,6 +82,11 @@ class TorchRunner(Runner):
         #: only with compile='auto' (the GPU pipeline follows it on every scan)
         self.background = BackgroundCompiles(self._log) if self.compile_mode == "auto" else None
         self._arch = ""
+
+    @property
+    def compile(self) -> bool:
+        """True unless compile='off'."""
+        return self.compile_mode != "off"
 
     def activate(self) -> None:
         try:

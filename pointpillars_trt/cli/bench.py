@@ -10,13 +10,13 @@ from pathlib import Path
 from pointpillars_trt import log
 from pointpillars_trt.pipelines import timing as bench
 from pointpillars_trt.api import choose_backend
-from pointpillars_trt.cli.model_options import add_model_args, make_detector
+from pointpillars_trt.cli.model_options import GPU_FLAGS, add_model_args, make_detector
 from pointpillars_trt.errors import UserError
 
 GPU_ITERS, GPU_WARMUP = 200, 10
 CPU_ITERS, CPU_WARMUP = 5, 1  # a CPU scan takes ~0.4 s on 2 cores
 #: --compare OPTION: the model-option flag that turns it off, and the label its column gets
-COMPARE = {"compile": ("no_compile", "--no-compile"), "graph": ("no_graph", "--no-graph"), "tf32": ("strict_fp32", "--strict-fp32")}
+COMPARE = {key: (dest, "--" + dest.replace("_", "-")) for key, (dest, _) in GPU_FLAGS.items()}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

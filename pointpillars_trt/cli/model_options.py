@@ -12,6 +12,11 @@ from pointpillars_trt.cache_dir import default_cache_dir
 from pointpillars_trt.model import store
 
 
+#: the GPU pipeline's options the flags set: option -> (argparse dest turning it off, the flags to name in errors)
+GPU_FLAGS = {"graph": ("no_graph", "--no-graph"), "compile": ("no_compile", "--compile/--no-compile"),
+             "tf32": ("strict_fp32", "--strict-fp32")}
+
+
 def add_model_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     """Add the shared model/backend options to a command's parser."""
     g = p.add_argument_group("model (one of; default: the project's trained model, data/models/MODEL_CARD.md)")
@@ -68,13 +73,12 @@ def make_detector(args: argparse.Namespace) -> Detector:
     _check_one_model(args)
     options = dict(config=args.config, precision=args.precision, backend=args.backend, device=args.device,
                    cache_dir=args.cache_dir, threads=args.threads, max_batch=getattr(args, "batch", 1))
-    for flag, key in (("no_graph", "graph"), ("no_compile", "compile"), ("strict_fp32", "tf32")):
-        if getattr(args, flag, False):  # only what was asked for: the CPU pipeline refuses GPU options
+    for key, (dest, _) in GPU_FLAGS.items():
+        if getattr(args, dest, False):  # only what was asked for: the CPU pipeline refuses GPU options
             options[key] = False
     if getattr(args, "compile", "auto") != "auto" and "compile" not in options:
         options["compile"] = args.compile
-    flags = [f for key, f in (("graph", "--no-graph"), ("compile", "--compile/--no-compile"), ("tf32", "--strict-fp32"))
-             if key in options]
+    flags = [flag for key, (_, flag) in GPU_FLAGS.items() if key in options]
     if flags and choose_backend(args.backend, args.device)[1] == "cpu":
         raise UserError(f"{', '.join(flags)} set the GPU pipeline, and this run is on the CPU; drop "
                         f"{'it' if len(flags) == 1 else 'them'}, or run on a GPU (--device cuda)")

@@ -98,10 +98,8 @@ class GpuPipeline:
         self.captures = 0
         self.capture_bytes = 0  # device memory the captures took (graph pools and instantiated graphs)
         self._capturing = False
-        #: the runners' background compiles (backends/inductor_compile.py), and how many had finished at the last scan;
-        #: none launch by launch, which calls the modules every scan (never started there: the uncompiled one runs)
-        self._background = [b for b in (getattr(r, "background", None) for r in (pfn_runner, rpn_runner)) if b
-                            ] if self.use_graph else []
+        #: the runners' background compiles (backends/inductor_compile.py), and how many had finished at the last scan
+        self._background = [b for b in (getattr(r, "background", None) for r in (pfn_runner, rpn_runner)) if b]
         self._compiled_version = 0
 
     def _device_slot(self) -> DeviceSlot:
