@@ -43,7 +43,7 @@
 #               eager, B = 32, and the 10,000-scan soak
 #   PART=s7d    (session 7) the background-compile GPU test (compiles only while the process replays graphs), first
 #               detection with compile=auto x3, one scan FP16 compiled, the GPU pipeline tests
-#   PART=s8     (for session 8) what session 7 could not run on a GPU: the GPU pipeline tests (capture_mib), the
+#   PART=s8     (for session 8; s8a + s8b, one device call each) what session 7 could not run on a GPU: the GPU pipeline tests (capture_mib), the
 #               background-compile tests (the 100-replay start), the API tests, first detection x3, the soak with
 #               the graphs' memory
 #   PART=final6 (session 6) the capture probe, the GPU pipeline tests, B = 32, first detection of a warm second process
@@ -232,9 +232,14 @@ s7d)
     --out "$OUT/single_h200" 2>&1 | grep -v "$F" | grep -v "^E120[0-9]" | grep "^| \|wall p50" | tee "$OUT/bench.log"
   PART=tests6 bash "$0" ;;
 s8)
-  bg_tests 200; PART=tests7 bash "$0"; first_detections 60 fill auto1 auto2
+  PART=s8a bash "$0"; PART=s8b bash "$0" ;;
+s8a)  # the tests: about 7 minutes
+  bg_tests 200; PART=tests7 bash "$0" ;;
+s8b)  # start-up and the soak: about 5 minutes
+  first_detections 60 fill auto1 auto2
   timeout 200 python3 bench/graph_bench.py $S $M --iters 400 --precisions fp16 --variants graph+compile --batches \
-    --soak 10000 --out "$OUT/soak8_h200" 2>&1 | grep -v "$F" | grep -v "^E120[0-9]" | grep "^| \|wall p50\|soak" | tee "$OUT/bench.log" ;;
+    --soak 10000 --out "$OUT/soak8_h200" 2>&1 | grep -v "$F" | grep -v "^E120[0-9]" | grep "^| \|wall p50\|soak" | tee "$OUT/bench.log"
+  du -sh /tmp/ppcache/inductor 2>&1 | tee -a "$OUT/bench.log" ;;
 start6)
   echo "== first detection of a second process (warm caches)" | tee "$OUT/startup.log"
   for run in fill warm; do s=$(date +%s%N)
