@@ -1,12 +1,14 @@
 """Time to the first detection of a fresh process, phase by phase (issue 11's start-up target): importing the
 package and torch, making the default detector (model files, pipeline, Numba kernels, Inductor), the first scan
 and the second. Run twice on the device against the same cache folders: cold, then warm.
-python bench/startup.py SCAN [--no-compile | --compile-now] [--why]
+python bench/startup.py SCAN [--no-compile | --compile-now] [--why] [--switch-interval MS]
 With compile='auto' (the default), a process whose Inductor cache already tuned the RPN detects with the uncompiled
 RPN first and compiles in the background: then it also reports the scans run meanwhile and when the compiled RPN
 took over.
 --why: profile the detector's set-up and first scan (the package's own calls, then Inductor's and Dynamo's) and
 print the compile caches' hit and miss counters, to see what a warm process still computes.
+--switch-interval MS: Python's thread switch interval (default 5 ms), to see whether the scans run during a background
+compile wait on the GIL held by the compiling thread.
 """
 from __future__ import annotations
 
@@ -40,6 +42,9 @@ def main() -> int:
     mark("CUDA context (numba)")
     compile_ = False if "--no-compile" in sys.argv else "now" if "--compile-now" in sys.argv else "auto"
     why = "--why" in sys.argv
+    if "--switch-interval" in sys.argv:
+        sys.setswitchinterval(float(sys.argv[sys.argv.index("--switch-interval") + 1]) / 1e3)
+        mark(f"switch interval {sys.getswitchinterval() * 1e3:g} ms")
     if why:
         import cProfile
 
