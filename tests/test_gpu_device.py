@@ -152,7 +152,9 @@ def test_graph_replays_scans_of_any_size_in_any_order(onnx_dir: Path) -> None:
                 assert len(got.detections) == 0, name
         info = gp.graph_info()
     assert info["replays"] >= 5, info  # the repeated shapes were replayed, not re-run eagerly
-    assert info["capture_mib"] > 1, info  # the RPN's activations live in the graphs' pool (55 MB a 64-channel map)
+    # the RPN's activations live in the graphs' pool (the 384-channel FP32 map alone is 82 MB): both the allocator's
+    # snapshot of the pool and the driver's free memory across the captures see them
+    assert info["kind"] == "torch" and info["pool_mib"] > 20 and info["capture_mib"] > 20, info
     print(info)
 
 

@@ -23,7 +23,7 @@ from pointpillars_trt.io.detections import Detections
 from pointpillars_trt.model import tensor_names as tn
 from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.pipelines.cpu import STAGES, ScanResult
-from pointpillars_trt.pipelines.graphs import make_graph
+from pointpillars_trt.pipelines.graphs import TorchGraph, make_graph
 from pointpillars_trt.pipelines.inputs import DevicePoints
 from pointpillars_trt.pipelines.seam import numba_view
 from pointpillars_trt.pipelines.slots import EVENTS, ROW, DeviceSlot, HostSlot
@@ -323,17 +323,14 @@ class GpuPipeline:
         """Capture the work of `key` into a graph (nothing runs), evicting the least recently used beyond max_graphs."""
         while len(self._graphs) >= self.max_graphs:
             self._graphs.popitem(last=False)[1].free()
-        from pointpillars_trt.pipelines.cuda_runtime import mem_get_info
-
         dev = key[4]
         g = make_graph(self._graph_kind, pool=dev)  # graphs that may run at once never share memory
-        free = mem_get_info()[0]  # no compile runs meanwhile (_follow_compiles): the drop is the graph's
         self._capturing = True
-        try:
+        try:  # no compile runs meanwhile (_follow_compiles): the memory the capture took is the graph's
             g.capture(self.devs[dev].stream.handle, lambda: self.enqueue(*key[:4]))
         finally:
             self._capturing = False
-        self.capture_bytes += max(0, free - mem_get_info()[0])
+        self.capture_bytes += g.took
         self._graphs[key] = g
         self.captures += 1
 
@@ -356,10 +353,12 @@ class GpuPipeline:
 
     def graph_info(self) -> dict[str, Any]:
         """Captured graphs (batch, capacity, source), replay and capture counts, the device memory the captures
-        took (MiB; graphs share their slot's pool, so a later capture may take little), a background compile pending."""
+        took (MiB; graphs share their slot's pool, so a later capture may take little), the size of the graphs' pools
+        now (MiB, torch graphs: the process's), a background compile pending."""
+        pool = TorchGraph.pool_bytes() if self._graph_kind == "torch" else 0
         return {"graphs": [list(k) for k in self._graphs], "replays": self.replays, "captures": self.captures,
-                "capture_mib": round(self.capture_bytes / 2**20, 1), "kind": self._graph_kind,
-                "compiling": self.compiling}
+                "capture_mib": round(self.capture_bytes / 2**20, 1), "pool_mib": round(pool / 2**20, 1),
+                "kind": self._graph_kind, "compiling": self.compiling}
 
     # ---- debugging ----------------------------------------------------------------
     def canvas_host(self, b: int = 0) -> np.ndarray:
