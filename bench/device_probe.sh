@@ -63,9 +63,9 @@ bg_tests() {  # the background-compile tests (CPU and GPU), with a time limit of
     | grep -v "^E120[0-9]" | tee "$OUT/bg_tests.log" | tail -5
 }
 first_detections() {  # first detection of one new process per name (now*: --compile-now, nocompile*: --no-compile,
-  # sw*: a 0.5 ms thread switch interval)
+  # py5*: Python's 5 ms thread switch interval during the background compile, the package's before session 8)
   local limit=$1; shift; echo "== first detection: $*" | tee -a "$OUT/startup.log"
-  for run in "$@"; do s=$(date +%s%N); w=$(case $run in now*) echo --compile-now;; nocomp*) echo --no-compile;; sw*) echo --switch-interval 0.5;; esac)
+  for run in "$@"; do s=$(date +%s%N); w=$(case $run in now*) echo --compile-now;; nocomp*) echo --no-compile;; py5*) echo --switch-interval 5;; esac)
     env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=/tmp/pyc timeout "$limit" python3 bench/startup.py $S/000000.bin $w \
       2>&1 | grep -v "$F" | grep -v "^E120[0-9]" | tail -14
     echo "$run: $(( ($(date +%s%N) - s) / 1000000 )) ms whole process"; done 2>&1 | tee -a "$OUT/startup.log"
@@ -236,6 +236,8 @@ s8)
   PART=s8a bash "$0"; PART=s8b bash "$0" ;;
 s8a)  # the tests: about 7 minutes
   bg_tests 200; PART=tests7 bash "$0" ;;
+s8c)  # the background compile with a short thread switch interval: its tests, then first detection
+  bg_tests 200; first_detections 150 fill; first_detections 60 auto1 py5a auto2 py5b ;;
 s8b)  # start-up and the soak: about 5 minutes
   first_detections 150 fill; first_detections 60 auto1 sw1 auto2 sw2  # fill tunes when the machine is new
   timeout 200 python3 bench/graph_bench.py $S $M --iters 400 --precisions fp16 --variants graph+compile --batches \

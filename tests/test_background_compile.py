@@ -4,6 +4,7 @@ Inductor works on the other thread, then captures the compiled RPN, which gives 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -12,7 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import CHECKPOINT as CKPT, SHARED, gpu_stack_reason
-from pointpillars_trt.backends.inductor_compile import TUNED_FILE, BackgroundCompiles, TunedShapes, compile_mode
+from pointpillars_trt.backends.inductor_compile import (SWITCH_INTERVAL_S, TUNED_FILE, BackgroundCompiles, TunedShapes,
+                                                        compile_mode)
 from pointpillars_trt.errors import UserError
 
 
@@ -112,6 +114,30 @@ def test_close_drops_queued_jobs_and_waits_for_running_ones() -> None:
     bc.request("never", lambda: done.append("never"))
     bc.close()
     assert done == ["slow"] and not bc.pending
+
+
+def test_short_thread_switches_while_a_job_runs_then_restored() -> None:
+    """Scans between compile steps wait less for the GIL; the process gets its own interval back afterwards, and an
+    interval changed meanwhile by someone else is left as they set it."""
+    before, seen = sys.getswitchinterval(), []
+    try:
+        sys.setswitchinterval(0.005)
+        bc = BackgroundCompiles()
+        bc.request("a", lambda: seen.append(sys.getswitchinterval()))
+        assert bc.wait(10)
+        assert seen == [pytest.approx(SWITCH_INTERVAL_S)] and sys.getswitchinterval() == pytest.approx(0.005)
+
+        sys.setswitchinterval(0.0001)  # already shorter: kept
+        bc.request("b", lambda: seen.append(sys.getswitchinterval()))
+        assert bc.wait(10)
+        assert seen[-1] == pytest.approx(0.0001) and sys.getswitchinterval() == pytest.approx(0.0001)
+
+        sys.setswitchinterval(0.005)
+        bc.request("c", lambda: sys.setswitchinterval(0.002))  # the user's own change during the job
+        assert bc.wait(10)
+        assert sys.getswitchinterval() == pytest.approx(0.002)
+    finally:
+        sys.setswitchinterval(before)
 
 
 # ---- on a GPU ---------------------------------------------------------------------------------------------------
