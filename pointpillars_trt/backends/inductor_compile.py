@@ -77,7 +77,7 @@ class TunedShapes:
 START_AFTER_REPLAYS = 100
 #: Python's thread switch interval while a background compile runs (Python's default is 5 ms): the compiling thread
 #: keeps the GIL up to one interval at a time, and a scan meanwhile waits for it. H200, scans during the compile:
-#: wall p99 13.8 / 16.6 ms at 5 ms, 6.2 / 6.2 ms at 0.5 ms (bench/results/startup_session8_h200.log)
+#: wall p99 12.6-19.8 ms at 5 ms, 5.7-6.2 ms at 0.5 ms (bench/results/issue11_session8_h200.md)
 SWITCH_INTERVAL_S = 0.0005
 
 
