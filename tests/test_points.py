@@ -98,3 +98,30 @@ def test_nonfinite_rows_against_a_row_by_row_check():
     mask = nonfinite_rows(bad)
     expected = [any(not np.isfinite(float(v)) for v in row) for row in bad]
     assert mask is not None and mask.tolist() == expected and int(mask.sum()) == 25
+
+
+def test_a_scan_of_only_nan_points_names_them(tmp_path):
+    f = tmp_path / "nan.bin"
+    np.full((100, 4), np.nan, np.float32).tofile(f)
+    with pytest.raises(UserError, match=r"nan.bin: all 100 points hold NaN or Inf"):
+        read_bin(f)
+
+
+def test_check_points_file_finds_what_size_and_header_tell(tmp_path):
+    """The cheap pre-check refuses what read_points refuses from size and header alone, with the same message."""
+    from pointpillars_trt.io.points import check_points_file
+
+    good, short, npy_named_bin = tmp_path / "a.bin", tmp_path / "b.bin", tmp_path / "c.bin"
+    good.write_bytes(ALL_SCANS[0].read_bytes())
+    short.write_bytes(ALL_SCANS[0].read_bytes()[:1000])
+    np.save(tmp_path / "x.npy", np.zeros((3, 4), np.float32))
+    npy_named_bin.write_bytes((tmp_path / "x.npy").read_bytes())
+    assert check_points_file(good) == "bin" and check_points_file(tmp_path / "x.npy") == "npy"
+    for bad in (short, npy_named_bin, tmp_path / "missing.bin"):
+        with pytest.raises(UserError) as cheap:
+            check_points_file(bad)
+        with pytest.raises(UserError) as full:
+            read_points(bad)
+        assert str(cheap.value) == str(full.value)
+    with pytest.raises(UserError, match="multiple of 28"):
+        check_points_file(good, point_dims=7)  # 20285 points x 16 bytes is no whole number of 7-value points

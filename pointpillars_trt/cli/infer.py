@@ -12,7 +12,7 @@ from pointpillars_trt import log
 from pointpillars_trt.api import Detector
 from pointpillars_trt.cli.model_options import add_model_args, make_detector
 from pointpillars_trt.errors import UserError
-from pointpillars_trt.cli.point_options import add_point_args, collect_scans, point_reader
+from pointpillars_trt.cli.point_options import add_point_args, collect_scans, point_checker, point_reader
 from pointpillars_trt.io.kitti import KITTI_IMAGE_SHAPE, Calib, detections_to_json, detections_to_kitti, write_labels
 
 DEFAULT_IMAGE_SHAPE = KITTI_IMAGE_SHAPE  # used to clip 2D boxes when no image_2 file is found
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out and max(stems.values()) > 1:
         raise UserError(f"two scans named {stems.most_common(1)[0][0]} would write the same result file; use separate --out folders")
     failed: list[tuple[Path, str]] = []
-    calibs = _check_inputs(scans, args, read, failed)  # before the model loads: a bad file costs nothing
+    calibs = _check_inputs(scans, args, read, point_checker(args), failed)  # before the model loads
     if not calibs:
         raise UserError(failed[0][1] if len(failed) == 1 else f"none of the {len(scans)} scans can be read (first: {failed[0][1]})")
     if args.out:
@@ -115,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
                     raise got
                 totals.append(_report_one(det, scan, *got, calibs[scan], args, first=not totals))
             except Exception as e:  # noqa: BLE001  one bad scan must not end a folder run
+                if args.fail_fast and isinstance(e, UserError):
+                    raise UserError(_named(scan, str(e))) from None
                 if args.fail_fast:
                     raise
                 failed.append((scan, _named(scan, _reason(e))))
@@ -138,12 +140,16 @@ def _batches(det: Detector, scans: list[Path], read):
         yield scan, (res if isinstance(res, Exception) else (*got, res))
 
 
-def _check_inputs(scans: list[Path], args: argparse.Namespace, read, failed: list[tuple[Path, str]]) -> dict[Path, Calib | None]:
-    """{scan: calib} of the scans that read (points and calib); the others go to `failed` (raise with --fail-fast)."""
+def _check_inputs(scans: list[Path], args: argparse.Namespace, read, check,
+                  failed: list[tuple[Path, str]]) -> dict[Path, Calib | None]:
+    """{scan: calib} of the scans that pass; the others go to `failed` (raise with --fail-fast). The first scan is
+    read whole (a wrong --columns fails once, here); the others get the checks their size and header allow (missing,
+    empty, truncated, wrong format), since reading a KITTI folder here too would take seconds before the GPU starts.
+    What only a full read finds (NaN-only points, a bad .npy body) is reported when the scan's turn comes."""
     ok: dict[Path, Calib | None] = {}
-    for scan in scans:
+    for i, scan in enumerate(scans):
         try:
-            read(scan)
+            read(scan) if i == 0 else check(scan)
             c = find_calib(scan, args.calib)
             ok[scan] = Calib.read(c) if c else None
         except UserError as e:

@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 
 from pointpillars_trt.errors import UserError
-from pointpillars_trt.io.points import SCAN_SUFFIXES, ScanStats, read_points
+from pointpillars_trt.io.points import SCAN_SUFFIXES, ScanStats, check_points_file, read_points
 
 
 def _columns(text: str) -> tuple[int, ...]:
@@ -34,6 +34,12 @@ def point_reader(args: argparse.Namespace) -> Callable[[Path], tuple[np.ndarray,
     if dims is not None and dims < 4:
         raise UserError(f"--point-dims {dims}: a point needs at least x, y, z and intensity (4 values)")
     return lambda path: read_points(path, point_dims=dims, columns=cols, with_stats=True)
+
+
+def point_checker(args: argparse.Namespace) -> Callable[[Path], object]:
+    """check_points_file with the command's --point-dims: what a file's size and header can tell, without reading it."""
+    dims = getattr(args, "point_dims", None)
+    return lambda path: check_points_file(path, point_dims=dims)
 
 
 def collect_scans(paths: list[Path]) -> list[Path]:

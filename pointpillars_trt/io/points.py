@@ -75,14 +75,7 @@ def read_points(path: str | os.PathLike, fmt: str | None = None, point_dims: int
     0, 1, 2, 3). .pcd/.ply files name their fields, so x, y, z and intensity are found by name.
     """
     path = Path(path)
-    fmt = format_of(path, fmt)
-    _check_file(path)
-    with open(path, "rb") as f:
-        found = sniff(f.read(64))
-    if found != (None if fmt == "bin" else fmt):
-        what = f"its content is a {_WHAT[found]} file" if found else f"it has no {_WHAT[fmt]} header"
-        raise UserError(f"{path}: read as {_WHAT[fmt]} (from its name), but {what}"
-                        + (f"; rename it to .{found}" if found else ""))
+    fmt = check_points_file(path, fmt, point_dims)
     if fmt in ("pcd", "ply"):
         if point_dims is not None or columns is not None:
             raise UserError(f"{path}: --point-dims/--columns apply to .bin/.npy/.npz; {fmt.upper()} files name their fields")
@@ -92,8 +85,28 @@ def read_points(path: str | os.PathLike, fmt: str | None = None, point_dims: int
         pts = _select_columns(arr, path, point_dims, columns)
     bad_rows = nonfinite_rows(pts)
     bad = 0 if bad_rows is None else int(bad_rows.sum())
+    if bad and bad == len(pts):
+        raise UserError(f"scan {path}: all {bad} points hold NaN or Inf; nothing is left to detect on")
     pts = np.ascontiguousarray(pts[~bad_rows] if bad else pts, dtype=np.float32)
     return (pts, ScanStats(num_points=len(pts), num_nonfinite=bad)) if with_stats else pts
+
+
+def check_points_file(path: str | os.PathLike, fmt: str | None = None, point_dims: int | None = None) -> str:
+    """The checks of read_points that need no more than the file's size and first bytes (missing, empty, a header
+    that contradicts the name, a .bin size that is no whole number of points); returns the format. Lets a command
+    refuse a bad file in a folder before the model loads without reading every scan twice."""
+    path = Path(path)
+    fmt = format_of(path, fmt)
+    _check_file(path)
+    with open(path, "rb") as f:
+        found = sniff(f.read(64))
+    if found != (None if fmt == "bin" else fmt):
+        what = f"its content is a {_WHAT[found]} file" if found else f"it has no {_WHAT[fmt]} header"
+        raise UserError(f"{path}: read as {_WHAT[fmt]} (from its name), but {what}"
+                        + (f"; rename it to .{found}" if found else ""))
+    if fmt == "bin":
+        _check_bin_size(path, point_dims)
+    return fmt
 
 
 def nonfinite_rows(pts: np.ndarray) -> np.ndarray | None:
@@ -126,14 +139,18 @@ def _check_file(path: Path) -> None:
         raise UserError(f"scan {path} is empty (0 bytes)")
 
 
-def _read_bin_array(path: Path, point_dims: int | None) -> np.ndarray:
-    """Raw little-endian float32, point_dims (default 4) values per point."""
+def _check_bin_size(path: Path, point_dims: int | None) -> None:
+    """UserError unless the file holds a whole number of points of point_dims (default 4) float32 values."""
     dims = 4 if point_dims is None else point_dims
     size = path.stat().st_size
     if size % (4 * dims):
         raise UserError(f"scan {path}: {size} bytes is not a multiple of {4 * dims} ({dims} float32 per point"
                         f"{', x,y,z,intensity' if dims == 4 else ''}); truncated, or pass the right --point-dims")
-    return np.fromfile(path, dtype="<f4").reshape(-1, dims)
+
+
+def _read_bin_array(path: Path, point_dims: int | None) -> np.ndarray:
+    """Raw little-endian float32, point_dims (default 4) values per point (the size was checked)."""
+    return np.fromfile(path, dtype="<f4").reshape(-1, 4 if point_dims is None else point_dims)
 
 
 def _read_numpy(path: Path, fmt: str) -> np.ndarray:
