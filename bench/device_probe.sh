@@ -238,6 +238,11 @@ s8a)  # the tests: about 7 minutes
   bg_tests 200; PART=tests7 bash "$0" ;;
 s8c)  # the background compile with a short thread switch interval: its tests, then first detection
   bg_tests 200; first_detections 150 fill; first_detections 60 auto1 py5a auto2 py5b ;;
+s8d)  # what the compiling thread does while a scan waits more than 50 ms (stacks in $OUT/stall_*.txt)
+  first_detections 150 fill
+  for run in 1 2; do env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=/tmp/pyc timeout 60 python3 bench/startup.py \
+    $S/000000.bin --stall-ms 50 "$OUT/stall_$run.txt" 2>&1 | grep -v "$F" | grep -v "^E120[0-9]" | tail -4; done \
+    2>&1 | tee -a "$OUT/startup.log" ;;
 s8b)  # start-up and the soak: about 5 minutes
   first_detections 150 fill; first_detections 60 auto1 sw1 auto2 sw2  # fill tunes when the machine is new
   timeout 200 python3 bench/graph_bench.py $S $M --iters 400 --precisions fp16 --variants graph+compile --batches \

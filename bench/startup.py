@@ -1,12 +1,14 @@
 """Time to the first detection of a fresh process, phase by phase (issue 11's start-up target): importing the
 package and torch, making the default detector (model files, pipeline, Numba kernels, Inductor), the first scan
 and the second. Run twice on the device against the same cache folders: cold, then warm.
-python bench/startup.py SCAN [--no-compile | --compile-now] [--why] [--switch-interval MS]
+python bench/startup.py SCAN [--no-compile | --compile-now] [--why] [--switch-interval MS] [--stall-ms MS FILE]
 With compile='auto' (the default), a process whose Inductor cache already tuned the RPN detects with the uncompiled
 RPN first and compiles in the background: then it also reports the scans run meanwhile and when the compiled RPN
 took over.
 --why: profile the detector's set-up and first scan (the package's own calls, then Inductor's and Dynamo's) and
 print the compile caches' hit and miss counters, to see what a warm process still computes.
+--stall-ms MS FILE: during the background compile, write every thread's Python stack to FILE whenever a scan takes
+longer than MS (faulthandler's watchdog, which needs no GIL), to see what the compiling thread does meanwhile.
 --switch-interval MS: the thread switch interval while the background compile runs (the package's default 0.5 ms;
 5 is Python's own), to see how long the scans run meanwhile wait for the GIL held by the compiling thread.
 """
@@ -82,11 +84,23 @@ def _until_compiled(det, pts) -> str:
 
     if not det.pipeline.compiling:
         return ""
+    import faulthandler
+
+    stall = None
+    if "--stall-ms" in sys.argv:
+        i = sys.argv.index("--stall-ms")
+        stall = (float(sys.argv[i + 1]) / 1e3, open(sys.argv[i + 2], "w"))
     t0, walls = time.perf_counter(), []
     while det.pipeline.compiling and time.perf_counter() - t0 < 300:
         t = time.perf_counter()
+        if stall:
+            faulthandler.dump_traceback_later(stall[0], file=stall[1])
         det(pts)
+        if stall:
+            faulthandler.cancel_dump_traceback_later()
         walls.append(time.perf_counter() - t)
+    if stall:
+        stall[1].close()
     mark(f"scans until the compiled RPN took over ({len(walls)} scans)")
     det(pts)  # the first after the switch: eager once, then captured
     mark("first scan with the compiled RPN (captures its graph)")
