@@ -63,12 +63,11 @@ bg_tests() {  # the background-compile tests (CPU and GPU), with a time limit of
     | grep -v "^E120[0-9]" | tee "$OUT/bg_tests.log" | tail -5
 }
 first_detections() {  # first detection of one new process per name (now*: --compile-now, nocompile*: --no-compile,
-  # py5*: Python's 5 ms thread switch interval during the background compile, the package's before session 8;
-  # nofreeze*: no gc.freeze during the background compile)
+  # py5*: Python's 5 ms thread switch interval during the background compile, the package's before session 8)
   local limit=$1; shift; echo "== first detection: $*" | tee -a "$OUT/startup.log"
-  for run in "$@"; do s=$(date +%s%N); w=$(case $run in now*) echo --compile-now;; nocomp*) echo --no-compile;; py5*) echo --switch-interval 5;; nofreeze*) echo --no-gc-freeze;; esac)
+  for run in "$@"; do s=$(date +%s%N); w=$(case $run in now*) echo --compile-now;; nocomp*) echo --no-compile;; py5*) echo --switch-interval 5;; esac)
     env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=/tmp/pyc timeout "$limit" python3 bench/startup.py $S/000000.bin $w \
-      2>&1 | grep -v "$F" | grep -v "^E120[0-9]" | tail -15
+      2>&1 | grep -v "$F" | grep -v "^E120[0-9]" | tail -14
     echo "$run: $(( ($(date +%s%N) - s) / 1000000 )) ms whole process"; done 2>&1 | tee -a "$OUT/startup.log"
 }
 case "${PART:-api}" in
@@ -244,8 +243,6 @@ s8d)  # what the compiling thread does while a scan waits more than 50 ms (stack
   for run in 1 2; do env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=/tmp/pyc timeout 60 python3 bench/startup.py \
     $S/000000.bin --stall-ms 50 "$OUT/stall_$run.txt" 2>&1 | grep -v "$F" | grep -v "^E120[0-9]" | tail -4; done \
     2>&1 | tee -a "$OUT/startup.log" ;;
-s8e)  # gc.freeze during the background compile against none
-  first_detections 150 fill; first_detections 60 auto1 nofreeze1 auto2 nofreeze2 ;;
 s8b)  # start-up and the soak: about 5 minutes
   first_detections 150 fill; first_detections 60 auto1 sw1 auto2 sw2  # fill tunes when the machine is new
   timeout 200 python3 bench/graph_bench.py $S $M --iters 400 --precisions fp16 --variants graph+compile --batches \

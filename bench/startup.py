@@ -1,7 +1,7 @@
 """Time to the first detection of a fresh process, phase by phase (issue 11's start-up target): importing the
 package and torch, making the default detector (model files, pipeline, Numba kernels, Inductor), the first scan
 and the second. Run twice on the device against the same cache folders: cold, then warm.
-python bench/startup.py SCAN [--no-compile | --compile-now] [--why] [--switch-interval MS] [--stall-ms MS FILE] [--no-gc-freeze]
+python bench/startup.py SCAN [--no-compile | --compile-now] [--why] [--switch-interval MS] [--stall-ms MS FILE]
 With compile='auto' (the default), a process whose Inductor cache already tuned the RPN detects with the uncompiled
 RPN first and compiles in the background: then it also reports the scans run meanwhile and when the compiled RPN
 took over.
@@ -9,8 +9,6 @@ took over.
 print the compile caches' hit and miss counters, to see what a warm process still computes.
 --stall-ms MS FILE: during the background compile, write every thread's Python stack to FILE whenever a scan takes
 longer than MS (faulthandler's watchdog, which needs no GIL), to see what the compiling thread does meanwhile.
---no-gc-freeze: leave the cyclic collector as it is during the background compile (the package's default before
-session 8), to measure what gc.freeze saves.
 --switch-interval MS: the thread switch interval while the background compile runs (the package's default 0.5 ms;
 5 is Python's own), to see how long the scans run meanwhile wait for the GIL held by the compiling thread.
 """
@@ -46,11 +44,6 @@ def main() -> int:
     mark("CUDA context (numba)")
     compile_ = False if "--no-compile" in sys.argv else "now" if "--compile-now" in sys.argv else "auto"
     why = "--why" in sys.argv
-    if "--no-gc-freeze" in sys.argv:
-        from pointpillars_trt.backends import inductor_compile
-
-        inductor_compile.FREEZE_GC = False
-        mark("no gc.freeze during the compile")
     if "--switch-interval" in sys.argv:
         from pointpillars_trt.backends import inductor_compile
 

@@ -9,7 +9,6 @@ kernels its measurements would be off, and the cache keeps whatever it picked.
 """
 from __future__ import annotations
 
-import gc
 import json
 import math
 import os
@@ -80,47 +79,32 @@ START_AFTER_REPLAYS = 100
 #: keeps the GIL up to one interval at a time, and a scan meanwhile waits for it. H200, scans during the compile:
 #: wall p99 12.6-19.8 ms at 5 ms, 5.7-6.2 ms at 0.5 ms (bench/results/issue11_session8_h200.md)
 SWITCH_INTERVAL_S = 0.0005
-#: Freeze the cyclic collector's view of the objects that exist when a background compile starts (gc.freeze), and
-#: unfreeze them when it ends. Dynamo allocates enough to trigger full collections, and each one walks every object
-#: of torch, Dynamo and Inductor while holding the GIL: 200 ms for 379k objects on the 2-core machine. The scans
-#: stalled 0.2-0.3 s meanwhile, and faulthandler showed the compiling thread at an allocation each time.
-FREEZE_GC = True
 
 
-class _QuietBackground:
-    """Process-wide, while any background compile runs: a shorter thread switch interval, and (FREEZE_GC) the objects
-    that existed before it frozen out of the cyclic collector's full passes. Both are undone after the last job,
-    unless something else changed them meanwhile: an interval set by someone else stays, and a freeze this process
-    made before is never undone."""
+class _ShortSwitches:
+    """Process-wide: a shorter thread switch interval while any background compile runs, restored after the last
+    unless something else changed it meanwhile, and never longer than it was."""
 
     _lock = threading.Lock()
     _depth = 0
     _saved: float | None = None
-    _froze = False
 
     def __enter__(self) -> None:
         cls = type(self)
         with cls._lock:
-            if cls._depth == 0:
-                if sys.getswitchinterval() > SWITCH_INTERVAL_S:
-                    cls._saved = sys.getswitchinterval()
-                    sys.setswitchinterval(SWITCH_INTERVAL_S)
-                if FREEZE_GC and gc.get_freeze_count() == 0:
-                    gc.freeze()
-                    cls._froze = True
+            if cls._depth == 0 and sys.getswitchinterval() > SWITCH_INTERVAL_S:
+                cls._saved = sys.getswitchinterval()
+                sys.setswitchinterval(SWITCH_INTERVAL_S)
             cls._depth += 1
 
     def __exit__(self, *exc: object) -> None:
         cls = type(self)
         with cls._lock:
             cls._depth -= 1
-            if cls._depth == 0:
-                if cls._saved is not None and math.isclose(sys.getswitchinterval(), SWITCH_INTERVAL_S):
+            if cls._depth == 0 and cls._saved is not None:
+                if math.isclose(sys.getswitchinterval(), SWITCH_INTERVAL_S):
                     sys.setswitchinterval(cls._saved)
                 cls._saved = None
-                if cls._froze:
-                    gc.unfreeze()
-                    cls._froze = False
 
 
 class BackgroundCompiles:
@@ -185,7 +169,7 @@ class BackgroundCompiles:
         t0 = time.perf_counter()
         name = list(shape) if isinstance(shape, tuple) else shape
         try:
-            with _QuietBackground():
+            with _ShortSwitches():
                 job()
         except Exception as e:  # the uncompiled module keeps serving this shape
             why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
