@@ -115,10 +115,8 @@ def run(args: argparse.Namespace) -> int:
                     raise got
                 totals.append(_report_one(det, scan, *got, calibs[scan], args, first=not totals))
             except Exception as e:  # noqa: BLE001  one bad scan must not end a folder run
-                if args.fail_fast and isinstance(e, UserError):
-                    raise UserError(_named(scan, str(e))) from None
-                if args.fail_fast:
-                    raise
+                if args.fail_fast:  # a user error names its scan; anything else keeps its traceback
+                    raise (UserError(_named(scan, str(e))) if isinstance(e, UserError) else e) from None
                 failed.append((scan, _named(scan, _reason(e))))
                 log.warn(f"failed, skipped: {failed[-1][1]}")
     return _summary(scans, totals, failed, args.out)

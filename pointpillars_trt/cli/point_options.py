@@ -36,7 +36,7 @@ def point_reader(args: argparse.Namespace) -> Callable[[Path], tuple[np.ndarray,
     return lambda path: read_points(path, point_dims=dims, columns=cols, with_stats=True)
 
 
-def point_checker(args: argparse.Namespace) -> Callable[[Path], object]:
+def point_checker(args: argparse.Namespace) -> Callable[[Path], str]:
     """check_points_file with the command's --point-dims: what a file's size and header can tell, without reading it."""
     dims = getattr(args, "point_dims", None)
     return lambda path: check_points_file(path, point_dims=dims)
