@@ -106,7 +106,8 @@ class Detector:
                         backend: str = "auto", device: str = "auto", cache_dir: str | os.PathLike | None = None,
                         threads: int | None = None, max_batch: int = 1, **gpu_options: Any) -> "Detector":
         """An OpenPCDet checkpoint (.pth with 'model_state'); exported to ONNX once and cached under cache_dir
-        (default ./engines). config: a PointPillarsConfig or an OpenPCDet model YAML (default: KITTI PointPillars).
+        (default: the per-user cache, cache_dir.default_cache_dir; built engines go there too). config: a
+        PointPillarsConfig or an OpenPCDet model YAML (default: KITTI PointPillars).
         backend: auto | tensorrt | torch | onnxruntime; device: auto | cuda | cpu; threads: onnxruntime's CPU
         threads; max_batch: scans per GPU batch; gpu_options go to the GPU pipeline."""
         return cls._build(lambda cfg, cache: store.from_checkpoint(path, cfg, cache), config=config, precision=precision,

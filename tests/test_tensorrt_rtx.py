@@ -216,3 +216,30 @@ def test_runtime_config_loads_cache_and_sets_graph_strategy(tmp_path):
     assert fl.make_runtime_config(full, engine, path, cuda_graphs=False, log=print) == (None, None)
     with pytest.raises(UserError, match="TensorRT-RTX setting"):
         fl.make_runtime_config(full, engine, path, cuda_graphs=True, log=print)
+
+
+def test_build_with_cache_dir_writes_only_there(tmp_path, onnx_dir, cfg):
+    """`build --checkpoint CKPT --cache-dir D` as a user runs it: the export it reuses and the engines it builds are in
+    D, and the default cache (HOME, XDG_CACHE_HOME, POINTPILLARS_TRT_CACHE all pointed at an empty folder) stays empty."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import CHECKPOINT, REPO
+    from pointpillars_trt.model.hashing import file_sha256
+
+    d, elsewhere = tmp_path / "D", tmp_path / "elsewhere"
+    (d / "onnx").mkdir(parents=True)
+    elsewhere.mkdir()
+    (d / "onnx" / f"{file_sha256(CHECKPOINT)[:12]}_{cfg.digest()}").symlink_to(onnx_dir)  # this run's export: no re-export
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HOME": str(elsewhere), "XDG_CACHE_HOME": str(elsewhere / "xdg"),
+           "POINTPILLARS_TRT_CACHE": str(elsewhere / "ppc")}
+    r = subprocess.run([sys.executable, "-m", "pointpillars_trt", "build", "--checkpoint", str(CHECKPOINT),
+                        "--cache-dir", str(d), "--precision", "fp32", "--compute-capability", "8.6"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "exporting" not in r.stderr and f"-> {d}/" in r.stdout
+    assert sorted(p.name.split("_")[0] for p in d.glob("*.engine")) == ["pfn", "rpn"]
+    assert all(sidecar_path(p).exists() for p in d.glob("*.engine"))
+    assert [p for p in elsewhere.rglob("*")] == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["D", "elsewhere"]

@@ -1,6 +1,6 @@
 """`pointpillars-trt build`: the TensorRT engines (pfn/rpn x fp32/fp16) from the exported ONNX files.
 
-Engines go to engines/ under names keyed by what they depend on (see
+Engines go to --cache-dir (or --engines-dir) under names keyed by what they depend on (see
 backends/tensorrt/cache.py); an up-to-date engine is reused, a stale one rebuilt
 with a message saying why. With TensorRT-RTX this works on a machine with no GPU.
 """
@@ -34,9 +34,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     m.add_argument("--random-init", action="store_true", help="the seeded, UNTRAINED demo model")
     m.add_argument("--config", type=Path, help="OpenPCDet model YAML (default: KITTI PointPillars)")
     m.add_argument("--cache-dir", type=Path, default=default_cache_dir(),
-                   help="where exports are cached (default: the user cache, see `cache`)")
-    p.add_argument("--engines-dir", type=Path, default=default_cache_dir(),
-                   help="where engines go (default: the user cache, see `cache`)")
+                   help="where the export and the engines are cached (default: the user cache, see `cache`)")
+    p.add_argument("--engines-dir", type=Path, default=None,
+                   help="where engines go (default: --cache-dir, where `infer --backend tensorrt` looks for them)")
     p.add_argument("--precision", nargs="+", choices=PRECISIONS, default=list(PRECISIONS),
                    help="precisions to build (default: fp32 fp16)")
     p.add_argument("--compute-capability", nargs="+", default=[], metavar="CC",
@@ -90,15 +90,16 @@ def run(args: argparse.Namespace) -> int:
     if not (args.onnx_dir or args.checkpoint or args.random_init):
         raise UserError("no model: give --onnx-dir DIR (from `export`), --checkpoint CKPT.pth or --random-init")
     onnx_dir = _onnx_dir(args)
+    engines_dir = args.engines_dir or args.cache_dir
     flavour = builder_flavour()
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     gpu, _why = probe_gpu()
     targets = fl.build_targets(flavour, args.compute_capability, gpu.cc if gpu else None, log)
     where = f"on {gpu.name} ({gpu.sm})" if gpu else "without a GPU"
-    log(f"{flavour.label} {where}; engines for compute capability {' '.join(targets)} -> {args.engines_dir}/")
+    log(f"{flavour.label} {where}; engines for compute capability {' '.join(targets)} -> {engines_dir}/")
     t0 = time.perf_counter()
     results = build_engines(
-        onnx_dir, args.engines_dir, list(dict.fromkeys(args.precision)), profiles, flavour=flavour, targets=targets,
+        onnx_dir, engines_dir, list(dict.fromkeys(args.precision)), profiles, flavour=flavour, targets=targets,
         workspace_mb=args.workspace_mb, version_compatible=args.version_compatible,
         exclude_lean_runtime=args.exclude_lean_runtime, force=args.force, log=log,
         build_info={"gpu": gpu.name if gpu else None},
