@@ -169,13 +169,10 @@ def test_onnxruntime_on_cuda_is_refused(onnx_dir):
     assert r.returncode == 2 and "error:" in r.stderr
 
 
-def test_bench_refuses_to_overwrite_and_bad_scans(tmp_path, onnx_dir):
-    (tmp_path / "b.md").write_text("mine")
+def test_bench_refuses_bad_scans(tmp_path, onnx_dir):
     scans = tmp_path / "s"
     scans.mkdir()
     (scans / "x.bin").write_bytes(b"\x00" * 20)
-    assert_one_line_error(cli("bench", scans, "--onnx-dir", onnx_dir, "--device", "cpu", "--out", tmp_path / "b"), "--force")
-    assert (tmp_path / "b.md").read_text() == "mine"
     assert_one_line_error(cli("bench", scans, "--onnx-dir", onnx_dir, "--device", "cpu", "--iters", "1"), "multiple of 16")
 
 

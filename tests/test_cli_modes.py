@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 
@@ -73,37 +74,79 @@ def test_view_with_model_writes_bev(tmp_path, onnx_dir):
     assert "detections" in r.stdout and png.stat().st_size > 10_000
 
 
-def test_bench_on_cpu(tmp_path, onnx_dir):
-    scans = tmp_path / "scans"
+def test_bench_on_cpu_writes_one_record_per_device_and_what(tmp_path, onnx_dir):
+    """bench --out DIR writes DIR/<date>_<device>_<what>.md + .json, each with its command, commit, device and date;
+    the next run replaces the earlier record of the same what on the same device (with --force) and leaves others."""
+    from pointpillars_trt.pipelines import bench_records
+
+    scans, out = tmp_path / "scans", tmp_path / "results"
     scans.mkdir()
     for s in ALL_SCANS[:2]:
         (scans / s.name).write_bytes(s.read_bytes())
-    r = cli("bench", scans, "--onnx-dir", onnx_dir, "--device", "cpu", "--iters", "2", "--warmup", "1",
-            "--precisions", "fp32", "fp16", "--out", tmp_path / "b")
+    tag = bench_records.this_device("cpu")[0]
+    out.mkdir()
+    (out / f"2020-01-02_{tag}_single-scan.md").write_text("an earlier record")
+    (out / f"2020-01-02_{tag}_single-scan.json").write_text("{}")
+    (out / f"2020-01-02_{tag}_soak.md").write_text("another what")
+    (out / f"2020-01-02_h200_single-scan.md").write_text("another device")
+    argv = ["bench", scans, "--onnx-dir", onnx_dir, "--device", "cpu", "--iters", "2", "--warmup", "1",
+            "--precisions", "fp32", "fp16", "--out", out]
+    r = cli(*argv)
+    assert r.returncode == 2 and r.stderr.count("error:") == 1 and "--force" in r.stderr and "single-scan" in r.stderr
+    assert (out / f"2020-01-02_{tag}_single-scan.md").read_text() == "an earlier record"
+    r = cli(*argv, "--force")
     assert r.returncode == 0, r.stderr
-    table = (tmp_path / "b.md").read_text()
+    today = bench_records.today()
+    stem = f"{today}_{tag}_single-scan"
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"{stem}.json", f"{stem}.md", f"2020-01-02_{tag}_soak.md",
+                                                           "2020-01-02_h200_single-scan.md"])
+    md = (out / f"{stem}.md").read_text()
+    head = md.split("\n\n| stage |")[0]
+    assert head.startswith(f"# single-scan, CPU: ") and f"- date: {today}" in head and "- device: CPU: " in head
+    assert re.search(r"- commit: ([0-9a-f]{7,}|unknown)", head)
+    assert "- command: `python -m pointpillars_trt bench " in head and "--precisions fp32 fp16" in head
     for stage in ("voxelize", "pfn", "scatter", "rpn", "postprocess", "total"):
-        assert f"| {stage} |" in table
-    assert "fp16 median ms" in table
+        assert f"| {stage} |" in md
+    assert "fp16 median ms" in md
+    data = json.loads((out / f"{stem}.json").read_text())
+    assert data["record"]["what"] == "single-scan" and data["record"]["device"] == tag and data["record"]["date"] == today
+    assert set(data["results"]) == {"onnxruntime (cpu) fp32", "onnxruntime (cpu) fp16"}
+    assert data["results"]["onnxruntime (cpu) fp32"]["rpn"]["median_ms"] > 0
 
 
 def test_bench_compare_configurations_and_cpu_refusal(tmp_path, onnx_dir):
-    """--compare lists each precision, then that precision with each option off (--strict-fp32 only for FP32);
-    on the CPU, where those options do not exist, it is a one-line error before any model work."""
+    """--compare lists each precision, then that precision with each NAME changed (tf32 only for FP32, fp16-canvas
+    only for FP16); on the CPU, where those options do not exist, it is a one-line error before any model work."""
     import argparse
 
     from pointpillars_trt.cli import bench
 
     p = argparse.ArgumentParser()
     bench.add_parser(p.add_subparsers())
-    args = p.parse_args(["bench", "x", "--precisions", "fp16", "fp32", "--compare", "compile", "tf32"])
-    got = [(label, a.precision, bool(a.no_compile), bool(a.strict_fp32)) for a, label in bench.configurations(args)]
-    assert got == [("fp16", "fp16", False, False), ("fp16 --no-compile", "fp16", True, False),
-                   ("fp32", "fp32", False, False), ("fp32 --no-compile", "fp32", True, False),
-                   ("fp32 --strict-fp32", "fp32", False, True)]
-    assert not args.no_compile  # the copies are changed, never the parsed options
+    args = p.parse_args(["bench", "x", "--precisions", "fp16", "fp32", "--compare", "compile", "tf32", "eager",
+                         "fp16-canvas", "cuda-input"])
+    got = [(c.label, c.args.precision, c.gpu_options, c.cuda_input) for c in bench.configurations(args)]
+    eager = {"graph": False, "compile": False, "fold": False}
+    assert got == [("fp16", "fp16", {}, False), ("fp16 --no-compile", "fp16", {"compile": False}, False),
+                   ("fp16 OpenPCDet-style eager", "fp16", eager, False),
+                   ("fp16 FP32 canvas", "fp16", {"fp16_canvas": False}, False),
+                   ("fp16 points on the GPU", "fp16", {}, True),
+                   ("fp32", "fp32", {}, False), ("fp32 --no-compile", "fp32", {"compile": False}, False),
+                   ("fp32 --strict-fp32", "fp32", {"tf32": False}, False),
+                   ("fp32 OpenPCDet-style eager", "fp32", eager, False), ("fp32 points on the GPU", "fp32", {}, True)]
+    assert args.precision == "fp32" and bench.COMPARE["eager"][0] == eager  # the copies are changed, never the parsed options
     r = cli("bench", tmp_path, "--onnx-dir", onnx_dir, "--device", "cpu", "--compare", "graph")
     assert r.returncode == 2 and r.stderr.count("error:") == 1 and "on the CPU" in r.stderr
+
+
+def test_device_tags_name_records():
+    from pointpillars_trt.pipelines.bench_records import device_tag, parse
+
+    assert [device_tag(n) for n in ("NVIDIA H200", "NVIDIA H100 80GB HBM3", "NVIDIA GeForce RTX 4090",
+                                    "NVIDIA A100-SXM4-80GB")] == ["h200", "h100", "rtx4090", "a100"]
+    assert parse("2026-12-02_h200_single-scan.md") == ("2026-12-02", "h200", "single-scan")
+    assert parse("2026-12-01_cpu-2core_kitti-000134.bev.png") == ("2026-12-01", "cpu-2core", "kitti-000134")
+    assert parse("bench_cpu_2core.md") is None and parse("2026-12-02_h200.md") is None
 
 
 def test_bench_says_how_batches_ran() -> None:

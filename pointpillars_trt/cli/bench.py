@@ -1,4 +1,6 @@
-"""`bench`: per-stage timings (median, p99) of the pipeline over a folder of scans, FP16 vs FP32, or a memory soak."""
+"""`bench`: per-stage timings (median, p99) of the pipeline over a folder of scans, each precision beside the same
+pipeline with one thing changed (--compare); batches' throughput; or a memory soak. --out DIR keeps the result as
+one record per (device, what): DIR/<date>_<device>_<what>.md + .json (bench/results/README.md)."""
 from __future__ import annotations
 
 import argparse
@@ -6,17 +8,45 @@ import copy
 import shlex
 import sys
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from pointpillars_trt import log
-from pointpillars_trt.pipelines import timing as bench
 from pointpillars_trt.api import choose_backend
-from pointpillars_trt.cli.model_options import GPU_FLAGS, add_model_args, make_detector
+from pointpillars_trt.cli.model_options import add_model_args, make_detector
 from pointpillars_trt.errors import UserError
+from pointpillars_trt.pipelines import bench_records
+from pointpillars_trt.pipelines import timing as bench
 
 GPU_ITERS, GPU_WARMUP = 200, 10
 CPU_ITERS, CPU_WARMUP = 5, 1  # a CPU scan takes ~0.4 s on 2 cores
-#: --compare OPTION: the model-option flag that turns it off, and the label its column gets
-COMPARE = {key: (dest, "--" + dest.replace("_", "-")) for key, (dest, _) in GPU_FLAGS.items()}
+SOAK_SAMPLES = 10  # device memory read this many times over a soak
+
+#: --compare NAME: the GPU pipeline options it changes (GpuPipeline, pipelines/factory.py), its column's label, and
+#: the one precision it applies to (None: both)
+COMPARE: dict[str, tuple[dict[str, Any], str, str | None]] = {
+    "compile": ({"compile": False}, "--no-compile", None),
+    "graph": ({"graph": False}, "--no-graph", None),
+    "tf32": ({"tf32": False}, "--strict-fp32", "fp32"),
+    "eager": ({"graph": False, "compile": False, "fold": False}, "OpenPCDet-style eager", None),
+    "pfn-kernel": ({"pfn_kernel": False}, "torch PFN", None),
+    "fp16-canvas": ({"fp16_canvas": False}, "FP32 canvas", "fp16"),
+    "upload-kernel": ({"upload_kernel": False}, "memcpy upload", None),
+    "two-slots": ({"overlap_batches": False}, "one device slot", None),
+    "cuda-input": ({}, "points on the GPU", None),
+}
+COMPARE_HELP = ("compile: Inductor off; graph: launch by launch; tf32: strict FP32 (FP32 only); eager: OpenPCDet-style "
+                "(BatchNorm unfused, launch by launch, no compile, torch PFN); pfn-kernel: torch's PFN; fp16-canvas: "
+                "the FP32 NCHW canvas (FP16 only); upload-kernel: a memcpy of the whole bucket; two-slots: one set "
+                "of device buffers (with --batch); cuda-input: the points already a torch CUDA tensor")
+
+
+class Config(NamedTuple):
+    """One column: the options of its detector, its label, the GPU options it changes, points already on the GPU."""
+
+    args: argparse.Namespace
+    label: str
+    gpu_options: dict[str, Any]
+    cuda_input: bool
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -30,96 +60,125 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help=f"timed scans per configuration (default {GPU_ITERS} on the GPU, {CPU_ITERS} on the CPU: seconds, not minutes)")
     p.add_argument("--warmup", type=int, default=None,
                    help=f"untimed scans first (default {GPU_WARMUP} on the GPU, {CPU_WARMUP} on the CPU)")
-    p.add_argument("--compare", nargs="+", choices=tuple(COMPARE), default=(), metavar="OPTION",
-                   help="GPU only: also time each precision with OPTION turned off, side by side: compile "
-                        "(--no-compile), graph (--no-graph), tf32 (--strict-fp32, FP32 only)")
+    p.add_argument("--compare", nargs="+", choices=tuple(COMPARE), default=(), metavar="NAME",
+                   help="GPU only: also time each precision with NAME changed, side by side. " + COMPARE_HELP)
     p.add_argument("--soak", type=int, default=0, metavar="N",
-                   help="GPU only: instead of timing, run N scans and report device memory at start and end")
-    p.add_argument("--out", type=Path, default=None, help="write <out>.json and <out>.md")
-    p.add_argument("--force", action="store_true", help="overwrite existing <out>.json / <out>.md")
+                   help="GPU only: instead of timing, run N scans of mixed sizes (each scan whole, 1/2, 1/10, 1/100) "
+                        "and report device memory along the way and the captured graphs")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="write the record DIR/<date>_<device>_<what>.md and .json (what: single-scan, throughput with "
+                        "--batch, soak with --soak), with the command, commit, device and date")
+    p.add_argument("--force", action="store_true",
+                   help="replace the record of the same what on the same device already in --out")
+    p.add_argument("--commit", default=None,
+                   help="the commit measured, for a tree that is not a git checkout (a copy on a GPU machine); "
+                        "default: git's HEAD")
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.out and not args.force:
-        clash = [p for p in (args.out.with_suffix(".json"), args.out.with_suffix(".md")) if p.exists()]
-        if clash:
-            raise UserError(f"{clash[0]} exists; pass --force or another --out")
     for flag in ("iters", "warmup", "soak"):
         if (getattr(args, flag) or 0) < 0:
             raise UserError(f"--{flag} must be 0 or more")
     backend, device = choose_backend(args.backend, args.device)
-    if device == "cuda" and args.compile == "auto":  # the steady state is timed: compile before the first timed scan
+    on_gpu = device == "cuda"
+    if on_gpu and args.compile == "auto":  # the steady state is timed: compile before the first timed scan
         args.compile = "now"
-    if args.soak and device != "cuda":
+    if args.soak and not on_gpu:
         raise UserError(f"--soak measures GPU memory and needs an NVIDIA GPU (--backend torch or tensorrt); "
                         f"this run would use {backend} on the CPU, where there is no device memory to watch")
-    on_gpu = device == "cuda"
     if args.compare and not on_gpu:
         raise UserError(f"--compare {' '.join(args.compare)} compares GPU pipeline options; this run would use "
                         f"{backend} on the CPU")
+    if "two-slots" in args.compare and args.batch < 2:
+        raise UserError("--compare two-slots compares batches run side by side: add --batch B (B > 1)")
+    what = "soak" if args.soak else "throughput" if on_gpu and args.batch > 1 else "single-scan"
+    record = _record(args, device, what)
     iters = args.iters if args.iters is not None else (GPU_ITERS if on_gpu else CPU_ITERS)
     warmup = args.warmup if args.warmup is not None else (GPU_WARMUP if on_gpu else CPU_WARMUP)
     scans = bench.load_scans(args.scans)
-    what = f"memory soak of {args.soak} scans" if args.soak else f"{warmup} warm-up + {iters} timed scans per precision"
-    print(f"bench: {backend} on {device}, {len(scans)} scan(s) from {args.scans}, {what}", flush=True)
-    configs = configurations(args)
-    command = "python -m pointpillars_trt " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    if getattr(args, "_prog", None):  # run as `python -m pointpillars_trt.cli.bench`
-        command = args._prog + " " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    results, payload = {}, {"command": command, "scans": str(args.scans), "num_scans": len(scans)}
-    for a, label in configs:
-        det = make_detector(a)
-        name = f"{det.description.split(',')[0].removeprefix('backend ')} {label}"
-        with det:
+    doing = f"memory soak of {args.soak} scans" if args.soak else f"{warmup} warm-up + {iters} timed scans per column"
+    print(f"bench: {backend} on {record.device_desc}, {len(scans)} scan(s) from {args.scans}, {doing}", flush=True)
+    payload: dict[str, Any] = {"scans": str(args.scans), "num_scans": len(scans), "results": {}}
+    lines: list[str] = []
+    for cfg in configurations(args):
+        with make_detector(cfg.args, **cfg.gpu_options) as det:
+            name = f"{det.description.split(',')[0].removeprefix('backend ')} {cfg.label}"
             if args.soak:
-                from pointpillars_trt.pipelines.cuda_runtime import mem_get_info
-
-                res = bench.soak(det.pipeline, scans, args.soak, mem_get_info,
-                                 lambda i: print(f"  soak {i}/{args.soak}", flush=True))
-                payload[name] = res
-                trail = ", ".join(f"{k}: {v:.1f}" for k, v in res["samples_mib"].items())
-                print(f"{name}: {res['scans']} scans after a {res['warmup_scans']}-scan warm-up, device memory used "
-                      f"{res['used_mib_start']:.1f} MiB -> {res['used_mib_end']:.1f} MiB (delta {res['delta_mib']:+.1f} MiB; "
-                      f"by scan {trail})", flush=True)
+                lines.append(_soak(det.pipeline, scans, args.soak, name, payload))
                 continue
-            samples = _timed(det.pipeline, scans, iters, warmup, name)
+            points = _on_gpu(scans) if cfg.cuda_input else scans
+            before = dict(getattr(det.pipeline, "transfers", {}))
+            payload["results"][name] = bench.summarize(_timed(det.pipeline, points, iters, warmup, name))
+            if cfg.cuda_input:
+                moved = {k: v - before.get(k, 0) for k, v in det.pipeline.transfers.items()}
+                payload.setdefault("transfers", {})[name] = moved
+                lines.append(f"{name}: bytes moved while timed {moved} (h2d: point data host to device)")
             if on_gpu and args.batch > 1:
                 tp = bench.throughput(det.pipeline, scans, args.batch, max(20, iters // args.batch))
                 payload.setdefault("throughput", {})[name] = tp
-                print(f"{name}: batches of {args.batch}: {tp['scans_per_s']:.0f} scans/s ({tp['batch_ms']:.3f} ms "
-                      f"per batch, {_overlap(tp)})", flush=True)
-        results[name] = bench.summarize(samples)
-    md = None
-    if results:
-        md = bench.markdown_table(results)
-        for name, tp in payload.get("throughput", {}).items():
-            md += (f"\n\n{name}, batches of {tp['batch']}: {tp['scans_per_s']:.0f} scans/s "
-                   f"({tp['batch_ms']:.3f} ms per batch, {_overlap(tp)})")
-        payload["results"] = results
-        print(md)
+                lines.append(f"{name}, batches of {args.batch}: {tp['scans_per_s']:.0f} scans/s ({tp['batch_ms']:.3f} "
+                             f"ms per batch, {_overlap(tp)}; stage medians per batch {tp['stage_median_ms']})")
+    md = "\n\n".join(([bench.markdown_table(payload["results"])] if payload["results"] else []) + lines)
+    print(md, flush=True)
     if args.out:
-        bench.write_results(args.out, payload, (f"`{command}`\n\n" + md) if md else None)
+        for path in bench_records.write(args.out, record, payload, md, force=args.force):
+            print(f"wrote {path}", flush=True)
     return 0
 
 
-def configurations(args: argparse.Namespace) -> list[tuple[argparse.Namespace, str]]:
-    """(options, column label) for each run: every precision as given, then, per --compare OPTION, the same
-    precision with OPTION off (tf32 only where it applies: FP32)."""
+def _record(args: argparse.Namespace, device: str, what: str) -> bench_records.Record:
+    """The run's record (name parts and header), checked against --out before any model work."""
+    tag, desc = bench_records.this_device(device)
+    command = "python -m pointpillars_trt " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    rec = bench_records.Record(what, tag, desc, command, bench_records.git_commit(args.commit), bench_records.today())
+    if args.out:
+        bench_records.check_free(args.out, rec, args.force)
+    return rec
+
+
+def configurations(args: argparse.Namespace) -> list[Config]:
+    """Every precision as given, each followed by the same precision with each --compare NAME changed (where NAME
+    applies to that precision). The parsed options are copied, never changed."""
     out = []
     for prec in args.precisions or [args.precision]:
         base = copy.copy(args)
         base.precision = prec
-        out.append((base, prec))
-        for opt in args.compare:
-            if opt == "tf32" and prec != "fp32":
-                continue
-            flag, label = COMPARE[opt]
-            a = copy.copy(base)
-            setattr(a, flag, True)
-            out.append((a, f"{prec} {label}"))
+        out.append(Config(base, prec, {}, False))
+        for name in args.compare:
+            options, label, only = COMPARE[name]
+            if only in (None, prec):
+                out.append(Config(base, f"{prec} {label}", dict(options), name == "cuda-input"))
     return out
+
+
+def _on_gpu(scans: list) -> list:
+    """The scans as torch CUDA tensors, read in place by the pipeline (pipelines/inputs.py)."""
+    import torch
+
+    from pointpillars_trt.pipelines.inputs import as_scan
+
+    tensors = [torch.from_numpy(s).cuda() for s in scans]
+    torch.cuda.synchronize()
+    return [as_scan(t, gpu=True, device_id=t.device.index or 0) for t in tensors]
+
+
+def _soak(pipe: Any, scans: list, n: int, name: str, payload: dict) -> str:
+    """The soak over mixed sizes, reported into payload['soak'][name]; its line for the table."""
+    from pointpillars_trt.pipelines.cuda_runtime import mem_get_info
+
+    res = bench.soak(pipe, bench.mixed_sizes(scans), n, mem_get_info,
+                     lambda i: print(f"  soak {i}/{n}", flush=True), every=max(1, n // SOAK_SAMPLES))
+    if hasattr(pipe, "graph_info"):
+        res["graphs"] = pipe.graph_info()
+    payload.setdefault("soak", {})[name] = res
+    trail = ", ".join(f"{k}: {v:.1f}" for k, v in res["samples_mib"].items())
+    graphs = res.get("graphs", {})
+    return (f"{name}: {res['scans']} scans of mixed sizes after a {res['warmup_scans']}-scan warm-up, device memory used "
+            f"{res['used_mib_start']:.1f} MiB -> {res['used_mib_end']:.1f} MiB (delta {res['delta_mib']:+.1f} MiB; by "
+            f"scan {trail}); graphs: {graphs.get('captures', 0)} captured, {graphs.get('replays', 0)} replays, "
+            f"{graphs.get('capture_mib', 0)} MiB taken by their captures, a {graphs.get('pool_mib', 0)} MiB pool")
 
 
 def _overlap(tp: dict) -> str:
@@ -128,7 +187,7 @@ def _overlap(tp: dict) -> str:
     return "host and GPU overlapped" + (f", {slots} batches on the GPU at once" if slots > 1 else "")
 
 
-def _timed(pipe, scans: list, iters: int, warmup: int, name: str) -> dict[str, list[float]]:
+def _timed(pipe: Any, scans: list, iters: int, warmup: int, name: str) -> dict[str, list[float]]:
     """bench.time_pipeline one scan at a time (cycling through the scans) behind a progress bar."""
     bench.time_pipeline(pipe, scans, 0, warmup)
     samples: dict[str, list[float]] = {}
@@ -136,23 +195,3 @@ def _timed(pipe, scans: list, iters: int, warmup: int, name: str) -> dict[str, l
         for k, v in bench.time_pipeline(pipe, [scans[i % len(scans)]], 1, 0).items():
             samples.setdefault(k, []).extend(v)
     return samples
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m pointpillars_trt.cli.bench SCANS ...` (until the CLI lists this module)."""
-    from pointpillars_trt.errors import UserError
-
-    p = argparse.ArgumentParser(prog="python -m pointpillars_trt.cli.bench")
-    sub = p.add_subparsers(dest="command")
-    add_parser(sub)
-    args = p.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])
-    args._prog = "python -m pointpillars_trt.cli.bench"
-    try:
-        return run(args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from pointpillars_trt.api import BACKENDS, DEVICES, Detector, choose_backend
 from pointpillars_trt.errors import UserError
@@ -68,11 +69,12 @@ def model_files(args: argparse.Namespace) -> store.ModelFiles:
     return store.default_model(cfg, Path(args.cache_dir))
 
 
-def make_detector(args: argparse.Namespace) -> Detector:
-    """The Detector the options name (only turns options into a Detector.from_checkpoint/from_onnx/random_init call)."""
+def make_detector(args: argparse.Namespace, **gpu_options: Any) -> Detector:
+    """The Detector the options name (only turns options into a Detector.from_checkpoint/from_onnx/random_init call);
+    gpu_options (e.g. `bench --compare`'s) go to the GPU pipeline beside the flags' own."""
     _check_one_model(args)
     options = dict(config=args.config, precision=args.precision, backend=args.backend, device=args.device,
-                   cache_dir=args.cache_dir, threads=args.threads, max_batch=getattr(args, "batch", 1))
+                   cache_dir=args.cache_dir, threads=args.threads, max_batch=getattr(args, "batch", 1), **gpu_options)
     for key, (dest, _) in GPU_FLAGS.items():
         if getattr(args, dest, False):  # only what was asked for: the CPU pipeline refuses GPU options
             options[key] = False

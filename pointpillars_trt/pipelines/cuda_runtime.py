@@ -52,6 +52,12 @@ def device_count() -> int:
     return int(n) if int(err) == 0 else 0
 
 
+def device_name(device_id: int = 0) -> str:
+    """The CUDA device's name, e.g. 'NVIDIA H200' (cudaGetDeviceProperties)."""
+    name = check(_cudart().cudaGetDeviceProperties(device_id), "cudaGetDeviceProperties").name
+    return (name.decode(errors="replace") if isinstance(name, bytes) else str(name)).rstrip("\x00").strip()
+
+
 def mem_get_info() -> tuple[int, int]:
     """(free, total) device memory in bytes (cudaMemGetInfo)."""
     free, total = check(_cudart().cudaMemGetInfo(), "cudaMemGetInfo")

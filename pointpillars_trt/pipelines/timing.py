@@ -5,10 +5,9 @@ pipeline, perf_counter on the CPU one), in seconds; tables show milliseconds.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -90,6 +89,14 @@ def markdown_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(rows)
 
 
+def mixed_sizes(scans: Sequence[np.ndarray], fractions: Sequence[float] = (1.0, 0.5, 0.1, 0.01),
+                seed: int = 0) -> list[np.ndarray]:
+    """Each scan cut to each fraction of its points, shuffled (seeded): a soak then meets several point buckets
+    (captured graphs) in an order no cache can predict."""
+    cut = [s[: max(1, int(len(s) * f))] for s in scans for f in fractions]
+    return [cut[i] for i in np.random.default_rng(seed).permutation(len(cut))]
+
+
 def soak(pipe: Any, scans: Sequence[np.ndarray], n: int, mem_info: Callable[[], tuple[int, int]],
          progress: Callable[[int], None] = lambda i: None, every: int = 250) -> dict[str, Any]:
     """Run n scans; device memory in use (total - free, MiB) after a warm-up pass over every scan, every
@@ -110,16 +117,3 @@ def soak(pipe: Any, scans: Sequence[np.ndarray], n: int, mem_info: Callable[[], 
     return {"scans": n, "warmup_scans": len(scans), "used_mib_start": samples[0], "used_mib_end": samples[n],
             "delta_mib": samples[n] - samples[0], "max_mib": max(samples.values()), "samples_mib": samples,
             "total_mib": total / 2**20, "detections_mean": float(np.mean(dets))}
-
-
-def write_results(path: str | Path, payload: dict[str, Any], markdown: str | None = None) -> None:
-    """JSON next to an optional markdown file of the same stem."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.with_suffix(".json").write_text(json.dumps(payload, indent=1))
-    if markdown is not None:
-        path.with_suffix(".md").write_text(markdown + "\n")
-
-
-def configurations(backends: Iterable[str], precisions: Iterable[str]) -> list[tuple[str, str]]:
-    return [(b, p) for b in backends for p in precisions]
