@@ -84,14 +84,10 @@ def test_dynamic_shapes_run_in_onnxruntime(onnx_dir, cfg):
 
 def test_fp16_close_to_fp32(onnx_dir, cfg):
     """FP16 graphs: head outputs within 0.1 of FP32 and >= 75% of detections matched (measured 80-98% per scan) (BEV IoU >= 0.9, same class).
-    bench/fp16_vs_fp32.py prints the full table (bench/results/fp16_vs_fp32_cpu.md)."""
-    import sys
-    from pathlib import Path
+    `python bench/tools.py fp16-vs-fp32` prints the full table (bench/results/2026-11-22_cpu-2core_fp16-vs-fp32.md)."""
+    from test_bench_tools import tools
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from fp16_vs_fp32 import compare
-
-    rows = compare(cfg, onnx_dir, ALL_SCANS[:2])
+    rows = tools().compare(cfg, onnx_dir, ALL_SCANS[:2])
     for r in rows:
         assert max(r["cls_preds"], r["box_preds"], r["dir_cls_preds"]) < 0.1, r
         assert 1e-4 < r["cls_preds"], "FP16 graph suspiciously identical to FP32"

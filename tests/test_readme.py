@@ -25,7 +25,7 @@ def commands(block: str) -> list[str]:
 
 
 def shrink_training(cmd: str) -> str:
-    """`train` as written, with its sizes cut to seconds on a CPU (the real run is bench/train_device.sh, on a GPU)."""
+    """`train` as written, with its sizes cut to seconds on a CPU (the real run is `PART=train bash bench/device.sh`, on a GPU)."""
     if " train " not in cmd:
         return cmd
     for flag, value in TRAIN_SMALL.items():

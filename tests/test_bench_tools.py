@@ -1,0 +1,105 @@
+"""bench/tools.py, the measurements the `bench` command does not make, run as written on real files: weight shards
+(how a trained model leaves the device machine), detection agreement of result folders, the evaluation's timing
+record, and `keep`, which files a device run's records into bench/results."""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from conftest import CHECKPOINT, REPO
+
+TOOLS = REPO / "bench" / "tools.py"
+
+
+@functools.cache
+def tools():
+    """bench/tools.py as a module (it is a script, not part of the package)."""
+    spec = importlib.util.spec_from_file_location("bench_tools", TOOLS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(*argv, cwd=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, str(TOOLS), *map(str, argv)], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_weight_shards_round_trip(tmp_path):
+    """split keeps each weight in exactly one shard and drops nothing; join gives the checkpoint's weights back."""
+    import torch
+
+    r = run("weights", "split", CHECKPOINT, tmp_path, 3)
+    assert r.returncode == 0, r.stderr
+    shards = sorted(tmp_path.glob("weights_*.pth"))
+    assert [p.name for p in shards] == ["weights_0.pth", "weights_1.pth", "weights_2.pth"]
+    parts = [torch.load(p, weights_only=True)["model_state"] for p in shards]
+    assert sum(len(p) for p in parts) == len(set().union(*parts))
+    r = run("weights", "join", tmp_path / "joined.pth", *shards)
+    assert r.returncode == 0, r.stderr
+    want = torch.load(CHECKPOINT, map_location="cpu", weights_only=True)["model_state"]
+    got = torch.load(tmp_path / "joined.pth", weights_only=True)["model_state"]
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+
+
+def test_agree_counts_matching_detections(tmp_path):
+    """A folder against itself agrees fully; with one frame's boxes moved 3 m, that frame's boxes do not match."""
+    from pointpillars_trt.evaluation.synthetic import noisy_detections, random_labels
+    from pointpillars_trt.io.kitti import write_labels
+
+    rng = np.random.default_rng(0)
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    sizes = []
+    for i in range(4):
+        dets = noisy_detections(rng, random_labels(rng, 6), n_false=0)
+        sizes.append(len(dets))
+        write_labels(a / f"{i:06d}.txt", dets)
+        if i == 2:
+            dets.location[:, 0] += 3.0
+        write_labels(b / f"{i:06d}.txt", dets)
+    r = run("agree", a, a)
+    assert r.returncode == 0, r.stderr
+    assert f"score >= 0.0: {sum(sizes)}/{sum(sizes)} detections matched (100.00%" in r.stdout and "0 of 4 frames" in r.stdout
+    r = run("agree", a, b)
+    assert f"score >= 0.0: {sum(sizes) - sizes[2]}/{sum(sizes)} detections matched" in r.stdout
+    assert "1 of 4 frames differ" in r.stdout
+
+
+def test_eval_speed_writes_its_record(tmp_path):
+    r = run("eval-speed", "--frames", "20", "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    (md,) = tmp_path.glob("*_cpu-*core_eval-speed.md")
+    text = md.read_text()
+    assert "- command: `python bench/tools.py eval-speed --frames 20 --out" in text and "- commit: " in text
+    assert "for 20 frames" in text
+    data = json.loads(md.with_suffix(".json").read_text())
+    assert data["frames"] == 20 and data["seconds"] > 0 and data["record"]["what"] == "eval-speed"
+
+
+def test_keep_replaces_the_earlier_record_of_its_kind(tmp_path):
+    """Files back from a device run go into the results folder; the earlier record of the same what on the same
+    device goes (all its files), others stay; a file not named as a record is refused in one line."""
+    came, results = tmp_path / "came_back", tmp_path / "results"
+    came.mkdir()
+    results.mkdir()
+    for name in ("2026-01-01_h200_soak.md", "2026-01-01_h200_soak.json", "2026-01-01_h200_soak.log",
+                 "2026-01-01_h100_soak.md", "2026-01-01_h200_startup.md"):
+        (results / name).write_text("old")
+    for name in ("2026-02-03_h200_soak.md", "2026-02-03_h200_soak.json"):
+        (came / name).write_text("new")
+    r = run("keep", *sorted(came.iterdir()), "--into", results)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in results.iterdir()) == ["2026-01-01_h100_soak.md", "2026-01-01_h200_startup.md",
+                                                         "2026-02-03_h200_soak.json", "2026-02-03_h200_soak.md"]
+    (came / "bench_h200.md").write_text("x")
+    r = run("keep", came / "bench_h200.md", "--into", results)
+    assert r.returncode != 0 and "is not named <date>_<device>_<what>" in r.stderr and "Traceback" not in r.stderr
