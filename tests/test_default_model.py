@@ -38,7 +38,7 @@ def test_the_default_checkpoint_is_the_trained_model_in_fp16_storage(cfg):
 
 
 def test_default_model_detects_the_validation_frames(default_detector, cfg):
-    """50 held-apart validation frames (make-sample --seed cfg.val_seed): 3D AP R40 at moderate above the issue's
+    """50 held-apart validation frames (make-sample --seed cfg.val_seed): 3D AP R40 at moderate above the model's
     targets (Car >= 85, Pedestrian and Cyclist >= 60) with the KITTI evaluator, OpenPCDet protocol. Fewer frames do
     not do: with a handful of moderate cyclists KITTI's AP is a coarse step function (the same detections score
     Cyclist 27.5 on 12 frames, 94.9 on 50, 99.8 on 300)."""

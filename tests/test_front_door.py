@@ -1,4 +1,4 @@
-"""Small newcomer traps of issue 13: each answered with one line before any model work."""
+"""Small newcomer traps: each answered with one line before any model work."""
 from __future__ import annotations
 
 import os

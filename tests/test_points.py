@@ -69,7 +69,7 @@ def test_wrong_shape_npy_refused_before_any_model_work(tmp_path, user_cache):
 
 
 def test_content_checked_against_extension(tmp_path):
-    """The issue's case: a .npy read as raw float32 gave 8 junk points from its header; now it is refused."""
+    """A .npy renamed .bin, read as raw float32, would give 8 junk points from its header: it is refused."""
     np.save(tmp_path / "scan.npy", read_bin(SCAN))
     (tmp_path / "scan.bin").write_bytes((tmp_path / "scan.npy").read_bytes())
     with pytest.raises(UserError, match=r"content is a NumPy \.npy file; rename it to \.npy"):

@@ -3,7 +3,7 @@ and tunes if this machine never did), or auto: in the background where this Indu
 (the first calls run the uncompiled module, a worker thread compiles, later calls use the compiled one), else now.
 
 Why: with warm caches, compiling still costs 3-5 s of Dynamo and Inductor in every new process (H200: first
-detection 9.1-9.4 s compiled against 3.6-4.0 s uncompiled, bench/results/startup_s7a_session7_h200.log), while
+detection 9.1-9.5 s compiled against 3.6-4.0 s uncompiled, bench/results/2026-12-02_h200_startup-compile.log), while
 the compiled RPN saves about 0.15 ms a scan. A tuning never runs in the background: timed beside the pipeline's own
 kernels its measurements would be off, and the cache keeps whatever it picked.
 """
@@ -77,7 +77,7 @@ class TunedShapes:
 START_AFTER_REPLAYS = 100
 #: Python's thread switch interval while a background compile runs (Python's default is 5 ms): the compiling thread
 #: keeps the GIL up to one interval at a time, and a scan meanwhile waits for it. H200, scans during the compile:
-#: wall p99 12.6-19.8 ms at 5 ms, 5.7-6.2 ms at 0.5 ms (bench/results/issue11_session8_h200.md)
+#: wall p99 12.6-19.8 ms at 5 ms, 5.7-5.8 ms at 0.5 ms (bench/results/2026-12-02_h200_startup.log)
 SWITCH_INTERVAL_S = 0.0005
 
 

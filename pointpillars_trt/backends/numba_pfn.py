@@ -47,7 +47,7 @@ def pfn_kernel(features, M, F, count, npts, use_npts, weight_t, shift, out):
     g, channels c0..c0+CPT-1) holds those channels' F_MAX weights in registers (zero past F) and runs fully
     unrolled loops of constant length: one broadcast shared load per CPT multiply-adds. The previous version
     (one channel a thread, staging one float a thread with a division by F) took 37 us per 20k-point scan on an
-    H200 (bench/results/); the first indexed [C, F] weights in shared memory (16-way bank conflicts) with
+    H200 (`bench/tools.py kernels`); the first indexed [C, F] weights in shared memory (16-way bank conflicts) with
     runtime-length loops (0.15 ms)."""
     shf = cuda.shared.array(SHF, float32)
     shn = cuda.shared.array(G, int32)

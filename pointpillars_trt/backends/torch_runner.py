@@ -110,7 +110,7 @@ class TorchRunner(Runner):
     @staticmethod
     def _is_conv_net(m: Any) -> bool:
         """The FP16 RPN runs channels-last: tensor cores want NHWC (H200: RPN 3.35 -> 1.58 ms). FP32 without TF32
-        is slower channels-last (3.49 -> 4.74 ms), so it stays NCHW (bench/results/bench_torch_h200*.md)."""
+        is slower channels-last (3.49 -> 4.74 ms), so it stays NCHW (bench/results/2026-11-22_h200_channels-last.md)."""
         import torch
 
         return any(isinstance(x, torch.nn.Conv2d) for x in m.modules())

@@ -55,8 +55,8 @@ def device_tag(name: str) -> str:
 
 
 def this_device(device: str) -> tuple[str, str]:
-    """(tag, description) of where a run on `device` ('cuda' or 'cpu') executes: the GPU's name, or the CPU's model
-    and the cores this process may use (cpu-2core)."""
+    """(tag, description) of where a run on `device` ('cuda' or 'cpu') executes: the GPU's name, or the CPU's model,
+    the cores this process may use (cpu-2core) and the load average (other work shares a CPU's cores)."""
     if device == "cuda":
         from pointpillars_trt.pipelines.cuda_runtime import device_name
 
@@ -69,7 +69,8 @@ def this_device(device: str) -> tuple[str, str]:
                      if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"cpu-{cores}core", f"CPU: {model}, {cores} cores"
+    load = f", load average {os.getloadavg()[0]:.1f} at the start" if hasattr(os, "getloadavg") else ""
+    return f"cpu-{cores}core", f"CPU: {model}, {cores} cores{load}"
 
 
 def git_commit(given: str | None = None, root: Path = Path(__file__).resolve().parents[2]) -> str:

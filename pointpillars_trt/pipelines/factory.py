@@ -51,15 +51,15 @@ def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, 
     TensorRT's FP32 engines do (False: strict FP32); fold=False keeps the checkpoint's RPN as it is (BatchNorm
     and ZeroPad as separate ops, three heads, the PFN in torch: OpenPCDet-style eager execution, the bench's
     baseline); pfn_kernel: the torch backend's PFN as backends/numba_pfn.py's kernel over the real pillars only (on an
-    H200 inside the graph 0.042 ms against torch's 0.194 ms over the bucket's rows, bench/results/; False keeps
-    torch's PFN, to compare); fp16_canvas: the FP16 torch RPN takes its input as the FP16 channels-last canvas the
+    H200 inside the graph 0.042 ms against torch's 0.194 ms over the bucket's rows, `bench/tools.py kernels`; False
+    keeps torch's PFN, to compare); fp16_canvas: the FP16 torch RPN takes its input as the FP16 channels-last canvas the
     scatter writes (False: the FP32 NCHW canvas of the ONNX contract, converted by the runner, to compare);
     upload_kernel: the points reach the
     GPU through a kernel reading exactly the scan's n points from mapped pinned memory (False: a captured memcpy of
     the whole capacity bucket, to compare); overlap_batches: consecutive batches of run_batches run side by
     side on two sets of device buffers and streams (runners that may run twice at once: torch's, the PFN kernel;
-    the second set is allocated on the first run_batches; H200, B = 32: 4124-4149 scans/s against 3987-4015 with one
-    set, bench/results/throughput_session6_h200.md) (GpuPipeline)."""
+    the second set is allocated on the first run_batches; H200, B = 32: 4124 scans/s against 4015 with one set,
+    bench/results/2026-12-02_h200_throughput.md) (GpuPipeline)."""
     from pointpillars_trt.backends.inductor_compile import compile_mode
     from pointpillars_trt.pipelines.gpu import DEFAULT_MAX_POINTS, GpuPipeline, require_gpu_stack
 

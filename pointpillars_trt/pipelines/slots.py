@@ -39,7 +39,8 @@ class DeviceSlot:
     the post-processing's scratch, pillar features, the RPN's canvas in its runner's input format, heads, result
     rows), all with a leading batch dimension so that each stage is one launch for the whole batch, and each batch
     item's views (Item). A second DeviceSlot lets run_batches run batch i+1's graph while batch i's is still
-    running (overlap_batches: 4124-4149 against 3987-4015 scans/s at B = 32 on an H200, bench/results/)."""
+    running (overlap_batches: 4124 against 4015 scans/s at B = 32 on an H200,
+    bench/results/2026-12-02_h200_throughput.md)."""
 
     def __init__(self, cfg: PointPillarsConfig, max_batch: int, max_points: int, canvas_format: tuple[str, str],
                  nout: int, dense: bool = True) -> None:
