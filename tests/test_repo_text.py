@@ -7,7 +7,8 @@ import subprocess
 
 from conftest import REPO
 
-#: "session 8", "issue11", "round 3", "issue #24"; not "round 2D boxes" (a digit run must end the word)
+#: session, round or issue (or their plurals) then a number, joined by nothing, a space, '#', '_' or '-'; the number
+#: must end its word, so that a sentence about label files that round 2D boxes is not one
 MADE_BY = re.compile(r"\b(sessions?|rounds?|issues?)[ _#-]*\d+\b", re.I)
 
 
