@@ -1,4 +1,4 @@
-"""Shared fixtures: paths into ../shared (never copied), the shared checkpoint, one ONNX export per test session."""
+"""Shared fixtures: paths into ../shared (never copied), the shared checkpoint, one ONNX export per test run."""
 from __future__ import annotations
 
 import os
@@ -35,7 +35,7 @@ def pytest_report_header(config):
 
 @pytest.fixture(scope="session", autouse=True)
 def user_cache(tmp_path_factory):
-    """One private model cache for the whole session (commands in-process and in subprocesses), never ~/.cache."""
+    """One private model cache for the whole test run (commands in-process and in subprocesses), never ~/.cache."""
     d = tmp_path_factory.mktemp("user_cache")
     old = os.environ.get("POINTPILLARS_TRT_CACHE")
     os.environ["POINTPILLARS_TRT_CACHE"] = str(d)
@@ -55,7 +55,7 @@ def cfg():
 
 @pytest.fixture(scope="session")
 def onnx_dir(tmp_path_factory, cfg):
-    """The shared checkpoint exported once (FP32 + FP16) for the whole session."""
+    """The shared checkpoint exported once (FP32 + FP16) for the whole test run."""
     from pointpillars_trt.model.export import export_onnx
     from pointpillars_trt.model.networks import load_checkpoint
 

@@ -22,7 +22,7 @@ def readme_examples() -> list[str]:
 
 @pytest.fixture(scope="session")
 def api_cache(tmp_path_factory, onnx_dir, cfg):
-    """A cache_dir whose ONNX cache already holds the shared checkpoint's export (the session's), so no re-export."""
+    """A cache_dir whose ONNX cache already holds the shared checkpoint's export (the test run's), so no re-export."""
     from pointpillars_trt.model.hashing import file_sha256
 
     cache = tmp_path_factory.mktemp("api-cache")

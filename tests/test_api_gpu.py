@@ -13,7 +13,7 @@ import pytest
 from conftest import ALL_SCANS, CHECKPOINT, REPO, assert_same_detections
 from pointpillars_trt import Detections, Detector, UserError
 from pointpillars_trt.io.kitti import read_bin
-from test_api import api_cache, readme_examples  # noqa: F401  (session fixture, README blocks)
+from test_api import api_cache, readme_examples  # noqa: F401  (a fixture of the whole run, README blocks)
 
 
 def _gpu_ready() -> str | None:

@@ -25,7 +25,7 @@ def test_default_cache_dir(monkeypatch, tmp_path):
 
 
 def test_run_from_another_folder_uses_the_cache_and_leaves_nothing(tmp_path, onnx_dir, cfg):
-    """The checkpoint's export sits in the cache (the session's export, linked in): no re-export, no ./engines/."""
+    """The checkpoint's export sits in the cache (the test run's export, linked in): no re-export, no ./engines/."""
     from pointpillars_trt.model.hashing import file_sha256
 
     cache, work = tmp_path / "cache", tmp_path / "work"

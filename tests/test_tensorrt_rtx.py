@@ -38,7 +38,7 @@ PROFILES = profiles_for(40000, 12000, 2)
 
 @pytest.fixture(scope="session")
 def rtx_engines(tmp_path_factory, onnx_dir):
-    """All four engines, built once per session from the session's export, for RTX's default targets."""
+    """All four engines, built once per test run from its export, for RTX's default targets."""
     engines, logs = tmp_path_factory.mktemp("rtx_engines"), []
     results = build_engines(onnx_dir, engines, list(PRECISIONS), PROFILES, flavour=RTX,
                             targets=fl.RTX_DEFAULT_CCS, log=logs.append)
