@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The GPU machine's checks and measurements, one part each; several parts run in one call, in order:
-#   PART="tests single-scan" COMMIT=$(git rev-parse --short HEAD) bash bench/device.sh
+#   PART="tests single-scan" COMMIT=<hash> bash bench/device.sh
 # with the device tool (docs/architecture.md, "GPU checks"): run(command="COMMIT=<hash> PART=<parts> bash
-# bench/device.sh", carry=[".whl", ".devshared"]), each call inside its 10 minutes.
+# bench/device.sh", carry=[".whl", ".devshared"]), each call inside its 10 minutes. <hash>: what
+# `git rev-parse --short HEAD` prints here (the copy on the GPU machine has no git history; the records name it).
 #
-#   tests        the GPU test files: pipeline against CPU, graphs, batches, API, background compile   (about 7 min)
+#   tests        the GPU test files: pipeline against CPU, graphs, batches, API, background compile
 #   single-scan  one scan at a time, FP16 and FP32: the default against OpenPCDet-style eager, strict FP32,
-#                points already on the GPU (bench --compare)                                         (about 6 min)
-#   throughput   batches of 32, FP16: two batches' graphs side by side against one device slot     (about 4 min)
+#                points already on the GPU (bench --compare)
+#   throughput   batches of 32, FP16: two batches' graphs side by side against one device slot
 #   startup      first detection of 3 new processes with compile='auto' (the first tunes on a new machine)
 #   soak         10,000 scans of mixed sizes through one FP16 detector: device memory, graphs' memory
 #   train        train the default model (schedule of data/models/MODEL_CARD.md), resumable: RESUME=CKPT
