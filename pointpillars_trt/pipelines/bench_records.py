@@ -78,6 +78,8 @@ def git_commit(given: str | None = None, root: Path = Path(__file__).resolve().p
     tracked files differ), else 'unknown' (a copied tree, as on a device machine: pass the commit there)."""
     if given:
         return given
+    if not (root / "pyproject.toml").is_file():  # an installed package: no checkout of this project around it
+        return "unknown"
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
                               text=True, timeout=10)
