@@ -101,12 +101,17 @@ def run(args: argparse.Namespace) -> int:
     doing = f"memory soak of {args.soak} scans" if args.soak else f"{warmup} warm-up + {iters} timed scans per column"
     print(f"bench: {backend} on {record.device_desc}, {len(scans)} scan(s) from {args.scans}, {doing}", flush=True)
     payload: dict[str, Any] = {"scans": str(args.scans), "num_scans": len(scans), "results": {}}
-    lines: list[str] = []
+    lines: list[str] = []  # what the table does not show, printed as it comes and kept for the record
+
+    def note(line: str) -> None:
+        lines.append(line)
+        print(line, flush=True)
+
     for cfg in configurations(args):
         with make_detector(cfg.args, **cfg.gpu_options) as det:
             name = f"{det.description.split(',')[0].removeprefix('backend ')} {cfg.label}"
             if args.soak:
-                lines.append(_soak(det.pipeline, scans, args.soak, name, payload))
+                note(_soak(det.pipeline, scans, args.soak, name, payload))
                 continue
             points = _on_gpu(scans) if cfg.cuda_input else scans
             before = dict(getattr(det.pipeline, "transfers", {}))
@@ -114,15 +119,16 @@ def run(args: argparse.Namespace) -> int:
             if cfg.cuda_input:
                 moved = {k: v - before.get(k, 0) for k, v in det.pipeline.transfers.items()}
                 payload.setdefault("transfers", {})[name] = moved
-                lines.append(f"{name}: bytes moved over its warm-up and timed scans {moved} (h2d: point data host to "
+                note(f"{name}: bytes moved over its warm-up and timed scans {moved} (h2d: point data host to "
                              "device)")
             if on_gpu and args.batch > 1 and not cfg.cuda_input:  # batches are timed from NumPy scans
                 tp = bench.throughput(det.pipeline, scans, args.batch, max(20, iters // args.batch))
                 payload.setdefault("throughput", {})[name] = tp
-                lines.append(f"{name}, batches of {args.batch}: {tp['scans_per_s']:.0f} scans/s ({tp['batch_ms']:.3f} "
+                note(f"{name}, batches of {args.batch}: {tp['scans_per_s']:.0f} scans/s ({tp['batch_ms']:.3f} "
                              f"ms per batch, {_overlap(tp)}; stage medians per batch {tp['stage_median_ms']})")
-    md = "\n\n".join(([bench.markdown_table(payload["results"])] if payload["results"] else []) + lines)
-    print(md, flush=True)
+    table = bench.markdown_table(payload["results"]) if payload["results"] else ""
+    print(table, flush=True)
+    md = "\n\n".join(([table] if table else []) + lines)
     if args.out:
         for path in bench_records.write(args.out, record, payload, md, force=args.force):
             print(f"wrote {path}", flush=True)
