@@ -14,7 +14,6 @@ library is imported up front, so that `startup` times the imports it measures.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import subprocess
 import sys

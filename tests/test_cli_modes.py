@@ -88,7 +88,7 @@ def test_bench_on_cpu_writes_one_record_per_device_and_what(tmp_path, onnx_dir):
     (out / f"2020-01-02_{tag}_single-scan.md").write_text("an earlier record")
     (out / f"2020-01-02_{tag}_single-scan.json").write_text("{}")
     (out / f"2020-01-02_{tag}_soak.md").write_text("another what")
-    (out / f"2020-01-02_h200_single-scan.md").write_text("another device")
+    (out / "2020-01-02_h200_single-scan.md").write_text("another device")
     argv = ["bench", scans, "--onnx-dir", onnx_dir, "--device", "cpu", "--iters", "2", "--warmup", "1",
             "--precisions", "fp32", "fp16", "--out", out]
     r = cli(*argv)
@@ -102,7 +102,7 @@ def test_bench_on_cpu_writes_one_record_per_device_and_what(tmp_path, onnx_dir):
                                                            "2020-01-02_h200_single-scan.md"])
     md = (out / f"{stem}.md").read_text()
     head = md.split("\n\n| stage |")[0]
-    assert head.startswith(f"# single-scan, CPU: ") and f"- date: {today}" in head and "- device: CPU: " in head
+    assert head.startswith("# single-scan, CPU: ") and f"- date: {today}" in head and "- device: CPU: " in head
     assert re.search(r"- commit: ([0-9a-f]{7,}|unknown)", head)
     assert "- command: `python -m pointpillars_trt bench " in head and "--precisions fp32 fp16" in head
     for stage in ("voxelize", "pfn", "scatter", "rpn", "postprocess", "total"):

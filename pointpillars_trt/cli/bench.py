@@ -120,12 +120,12 @@ def run(args: argparse.Namespace) -> int:
                 moved = {k: v - before.get(k, 0) for k, v in det.pipeline.transfers.items()}
                 payload.setdefault("transfers", {})[name] = moved
                 note(f"{name}: bytes moved over its warm-up and timed scans {moved} (h2d: point data host to "
-                             "device)")
+                     "device)")
             if on_gpu and args.batch > 1 and not cfg.cuda_input:  # batches are timed from NumPy scans
                 tp = bench.throughput(det.pipeline, scans, args.batch, max(20, iters // args.batch))
                 payload.setdefault("throughput", {})[name] = tp
                 note(f"{name}, batches of {args.batch}: {tp['scans_per_s']:.0f} scans/s ({tp['batch_ms']:.3f} "
-                             f"ms per batch, {_overlap(tp)}; stage medians per batch {tp['stage_median_ms']})")
+                     f"ms per batch, {_overlap(tp)}; stage medians per batch {tp['stage_median_ms']})")
     table = bench.markdown_table(payload["results"]) if payload["results"] else ""
     print(table, flush=True)
     md = "\n\n".join(([table] if table else []) + lines)
