@@ -28,9 +28,17 @@ def add_bag_args(p: argparse.ArgumentParser) -> None:
 
 
 def check_viewer_outputs(args: argparse.Namespace) -> None:
-    """--mcap / --rerun names: right suffix, folder exists, no overwrite without --force (before the model loads)."""
+    """--mcap / --rerun: right suffix, folder exists, no overwrite without --force, extra installed (before any reading)."""
     check_output(args.mcap, ".mcap", "--mcap", args.force)
     check_output(args.rerun, ".rrd", "--rerun", args.force)
+    if args.mcap is not None:
+        from pointpillars_trt.viz.foxglove_mcap import require_foxglove
+
+        require_foxglove()
+    if args.rerun is not None:
+        from pointpillars_trt.viz.rerun_rrd import import_rerun
+
+        import_rerun()
 
 
 def open_viewer_sinks(args: argparse.Namespace, class_names: tuple[str, ...], *, stamped: bool) -> ViewerSinks:

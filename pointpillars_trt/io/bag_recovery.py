@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, Iterator
 
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.io.pointcloud2 import POINTCLOUD2
-from pointpillars_trt.io.rosbag import ROS_HINT, Source, TopicInfo
+from pointpillars_trt.io.rosbag import ROS_HINT, Source, TopicInfo, _reason
 
 ROS1_MAGIC = b"#ROSBAG V2.0\n"
 MCAP_MAGIC = b"\x89MCAP0\r\n"
@@ -89,14 +89,15 @@ class McapStream:
         self.path = path
         schemas: dict[int, str] = {}
         channels: dict[int, tuple[str, int, bool]] = {}
+        self.cut: str | None = None
         try:
             for rec in self._records():
                 if isinstance(rec, Schema):
                     schemas[rec.id] = rec.name
                 elif isinstance(rec, Channel):
                     channels[rec.id] = (rec.topic, rec.schema_id, rec.message_encoding == "ros1")
-        except Exception:  # noqa: BLE001  the cut: the channels before it are listed
-            pass
+        except Exception as e:  # noqa: BLE001  the cut: the channels before it are listed
+            self.cut = _reason(e)
         self._topics = {t: TopicInfo(_normal_type(schemas.get(sid, "?")), None, ros1) for t, sid, ros1 in channels.values()}
         self._channel_ids = {t: {cid for cid, v in channels.items() if v[0] == t} for t in self._topics}
 
@@ -131,11 +132,12 @@ class Ros1Stream:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conns: dict[int, tuple[str, str]] = {}
+        self.cut: str | None = None
         try:
             for _ in self._walk(None):
                 pass
-        except Exception:  # noqa: BLE001  the cut: the connections before it are listed
-            pass
+        except Exception as e:  # noqa: BLE001  the cut: the connections before it are listed
+            self.cut = _reason(e)
         self._topics = {t: TopicInfo(_normal_type(typ), None, True) for t, typ in self._conns.values()}
 
     def topics(self) -> dict[str, TopicInfo]:

@@ -152,7 +152,7 @@ def decode(cloud: Cloud, intensity_field: str | None = None) -> tuple[np.ndarray
     if all(f is not None and f.datatype == 7 and (f.offset - lo) % 4 == 0 for f in picked) and order == "<":
         cols = [(f.offset - lo) // 4 for f in picked]  # little-endian float32 x, y, z, intensity: no cast needed
         words = packed.view("<f4").reshape(n, (hi - lo) // 4)
-        out = words if cols == [0, 1, 2, 3] else words[:, cols]
+        out = words if cols == [0, 1, 2, 3] else words.take(cols, axis=1)  # (fancy indexing gives F order)
         return _finite(out, n, picked)
     rec = packed.view(np.dtype({"names": [f"c{i}" for i, f in enumerate(picked) if f is not None],
                                 "formats": [order + DATATYPES[f.datatype] for f in picked if f is not None],

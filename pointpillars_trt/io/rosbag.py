@@ -111,6 +111,9 @@ class Bag:
         """The topic to read: `topic`, else the bag's only PointCloud2 topic; UserError listing the PointCloud2 topics."""
         clouds = self.pointcloud_topics()
         listed = ", ".join(f"{t} ({i.count if i.count is not None else '?'} messages)" for t, i in clouds.items()) or "none"
+        cut = getattr(self._source, "cut", None)
+        if not self.topic_infos and cut:
+            raise UserError(f"{self.path} is cut off before its first readable message ({cut})")
         if topic is None:
             if len(clouds) == 1:
                 return next(iter(clouds))
@@ -233,6 +236,7 @@ def open_source(path: Path) -> Source:
 
 
 def _reason(e: BaseException) -> str:
+    """The exception as one line: its type and first line."""
     text = str(e).splitlines()[0] if str(e) else ""
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 

@@ -18,7 +18,8 @@ DETECTIONS_TOPIC, POINTS_TOPIC = "/detections", "/points"
 BOX_ALPHA = 0.35  # see-through cubes: the points inside a box stay visible
 
 
-def _schemas() -> Any:
+def require_foxglove() -> Any:
+    """The Foxglove protobuf schema modules (and the MCAP protobuf writer), or a UserError naming the extra."""
     try:
         import foxglove_schemas_protobuf as fs  # noqa: F401
         from foxglove_schemas_protobuf import (CubePrimitive_pb2, PackedElementField_pb2, PointCloud_pb2,
@@ -34,7 +35,7 @@ class FoxgloveMcapWriter:
     """Write scans and their detections to an MCAP that Foxglove opens as a drive with boxes."""
 
     def __init__(self, path: str | os.PathLike, class_names: Sequence[str], *, points: bool = True) -> None:
-        self._pb = _schemas()
+        self._pb = require_foxglove()
         from mcap_protobuf.writer import Writer
 
         self.path, self._names, self._points = Path(path), tuple(class_names), points
