@@ -164,7 +164,7 @@ def test_api_iterates_a_bag_into_detector_stream(tmp_path, reference):
 
 @pytest.mark.parametrize("module, flag, extra", [("rosbags", None, "pointpillars_trt[ros]"),
                                                  ("rerun", "--rerun", "pointpillars_trt[rerun]"),
-                                                 ("mcap_protobuf", "--mcap", "pointpillars_trt[ros]")])
+                                                 ("mcap_protobuf.writer", "--mcap", "pointpillars_trt[ros]")])
 def test_missing_extra_is_one_line_naming_it(tmp_path, capsys, monkeypatch, module, flag, extra):
     bag = kitti_bag(tmp_path / "drive", "mcap", SCANS[:1])
     monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
