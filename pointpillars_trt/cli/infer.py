@@ -31,6 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         epilog="examples:\n"
                "  python -m pointpillars_trt infer data/sample/training/velodyne/000000.bin --random-init\n"
                "  python -m pointpillars_trt infer scans/ --checkpoint pointpillar_7728.pth --out results/ --precision fp16\n"
+               "  python -m pointpillars_trt infer drive_bag/ --topic /velodyne_points --out results/ --mcap drive.mcap\n"
                "calib: --calib FILE or DIR; by default a scan in KITTI's layout (…/velodyne/ID.bin) uses …/calib/ID.txt.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("scans", nargs="+", type=Path,
