@@ -236,9 +236,9 @@ class Detector:
 
     def stream(self, sources: Iterable[Any], prefetch: int = 4,
                read: Callable[[Any], Any] | None = None) -> Iterator[tuple[Any, ScanResult | Exception]]:
-        """(source, ScanResult) for each file path or array, in input order, batched by max_batch; the next
-        `prefetch` files are read on a thread pool while the current batch runs (`read(path)` gives the points;
-        default: a KITTI velodyne .bin). A source that cannot be read or is refused (a truncated file, a wrong
+        """(source, ScanResult) for each file path, bag message or array, in input order, batched by max_batch; the
+        next `prefetch` files or messages are read on a thread pool while the current batch runs (`read(path)` gives
+        the points; default: a KITTI velodyne .bin, and a bag message's own `read_points()`, io.rosbag.BagScan). A source that cannot be read or is refused (a truncated file, a wrong
         dtype...) is yielded with its exception instead of a ScanResult, and the stream goes on."""
         self._live()
         if not isinstance(prefetch, int) or prefetch < 0:
@@ -331,9 +331,13 @@ class Detector:
         return f"Detector({self._description}{', closed' if self._closed else ''})"
 
 
-def _read_scan(path: str | os.PathLike) -> np.ndarray:
-    """A velodyne .bin, as io.kitti.read_bin reads it (NaN/Inf rows dropped, with a warning naming the file)."""
+def _read_scan(path: Any) -> np.ndarray:
+    """A velodyne .bin, as io.kitti.read_bin reads it (NaN/Inf rows dropped, with a warning naming the file), or a
+    bag message's points (io.rosbag.BagScan.read_points)."""
     from pointpillars_trt.io.kitti import read_bin
+
+    if not isinstance(path, (str, os.PathLike)):
+        return path.read_points()
 
     points, rd = read_bin(path, with_stats=True)
     if rd.num_nonfinite:

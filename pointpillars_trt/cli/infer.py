@@ -13,6 +13,8 @@ from pointpillars_trt.api import Detector
 from pointpillars_trt.cli.model_options import add_model_args, make_detector
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.cli.point_options import add_point_args, collect_scans, point_checker, point_reader
+from pointpillars_trt.io.rosbag import is_bag
+from pointpillars_trt.model import store
 from pointpillars_trt.io.kitti import KITTI_IMAGE_SHAPE, Calib, detections_to_json, detections_to_kitti, write_labels
 
 DEFAULT_IMAGE_SHAPE = KITTI_IMAGE_SHAPE  # used to clip 2D boxes when no image_2 file is found
@@ -29,9 +31,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         epilog="examples:\n"
                "  python -m pointpillars_trt infer data/sample/training/velodyne/000000.bin --random-init\n"
                "  python -m pointpillars_trt infer scans/ --checkpoint pointpillar_7728.pth --out results/ --precision fp16\n"
+               "  python -m pointpillars_trt infer drive_bag/ --topic /velodyne_points --out results/ --mcap drive.mcap\n"
                "calib: --calib FILE or DIR; by default a scan in KITTI's layout (…/velodyne/ID.bin) uses …/calib/ID.txt.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("scans", nargs="+", type=Path, help="scans (.bin .npy .npz .pcd .ply) and/or folders of them")
+    p.add_argument("scans", nargs="+", type=Path,
+                   help="scans (.bin .npy .npz .pcd .ply) and/or folders of them, or one ROS bag (see below)")
     add_model_args(p)
     add_point_args(p)
     p.add_argument("--calib", type=Path, help="KITTI calib file (all scans) or folder of <id>.txt")
@@ -42,6 +46,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--fail-fast", action="store_true",
                    help="stop at the first scan that fails (default: report it, go on, exit 1 at the end)")
     p.add_argument("--show", type=int, default=10, help="detections to print per scan (default 10, 0 = none)")
+    from pointpillars_trt.cli.infer_bag import add_bag_args
+
+    add_bag_args(p)
     p.set_defaults(func=run)
     return p
 
@@ -87,6 +94,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--show must be 0 or more, got {args.show}")
     if args.score_thresh is not None and not 0.0 <= args.score_thresh <= 1.0:
         raise UserError(f"--score-thresh must be in [0, 1], got {args.score_thresh}")
+    from pointpillars_trt.cli import infer_bag
+
+    if any(is_bag(s) for s in args.scans):
+        return infer_bag.run_bag(args)
+    if args.topic or args.intensity_field:
+        raise UserError("--topic / --intensity-field are for ROS bags; the inputs are scan files")
+    infer_bag.check_viewer_outputs(args)
     read = point_reader(args)
     scans = collect_scans(args.scans)
     if args.out and args.out.exists() and not args.out.is_dir():
@@ -105,15 +119,17 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{clash[0]} exists ({len(clash)} result file(s) would be overwritten); pass --force or another --out")
         args.out.mkdir(parents=True, exist_ok=True)
     totals = []
-    with make_detector(args) as det:
+    names = store.load_config(args.config).class_names
+    with infer_bag.open_viewer_sinks(args, names, stamped=False) as sinks, make_detector(args) as det:
         log.info(det.description)
         if det.untrained:
             log.warn("UNTRAINED random-init model: boxes are meaningless; pass --checkpoint with trained OpenPCDet weights")
-        for scan, got in _batches(det, list(calibs), read):
+        for i, (scan, got) in enumerate(_batches(det, list(calibs), read)):
             try:
                 if isinstance(got, Exception):
                     raise got
                 totals.append(_report_one(det, scan, *got, calibs[scan], args, first=not totals))
+                sinks.write(i, None, "lidar", got[0], got[2].detections.above(args.score_thresh or 0.0))
             except Exception as e:  # noqa: BLE001  one bad scan must not end a folder run
                 if args.fail_fast:  # a user error names its scan; anything else keeps its traceback
                     raise (UserError(_named(scan, str(e))) if isinstance(e, UserError) else e) from None

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pointpillars_trt.errors import UserError
 
+BAG_START_NS = 1_704_067_200_000_000_000  # 2024-01-01 00:00 UTC: the bag's first stamp
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register `make-sample --out DIR [--frames N] [--seed S] [--force]`."""
@@ -17,6 +19,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--frames", type=int, default=1, help="number of frames (default 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives byte-identical files (default 0)")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out directory, overwriting its files")
+    p.add_argument("--bag", type=Path, metavar="PATH",
+                   help="also write the frames as a ROS bag of sensor_msgs/PointCloud2 on /points, 10 Hz, frame "
+                        "'lidar': PATH ending in .bag is ROS 1, anything else a rosbag2 folder (MCAP); needs the ros extra")
     p.set_defaults(func=run)
     return p
 
@@ -34,6 +39,19 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--out {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not args.force:
         raise UserError(f"--out {out} is not empty; pass --force to overwrite its files")
+    if args.bag is not None:
+        from pointpillars_trt.io.rosbag import require_rosbags
+
+        require_rosbags()
+        if args.bag.exists():
+            raise UserError(f"--bag {args.bag} already exists; a bag is never overwritten, name another")
     ids = write_dataset(out, args.frames, seed=args.seed, progress=True)
     print(f"wrote {len(ids)} synthetic frame(s) to {out} (seed {args.seed}); ids listed in {out / 'ImageSets' / 'val.txt'}")
+    if args.bag is not None:
+        from pointpillars_trt.io.points import read_bin
+        from pointpillars_trt.io.rosbag_write import write_bag
+
+        scans = ((BAG_START_NS + i * 100_000_000, read_bin(out / "training" / "velodyne" / f"{fid}.bin"))
+                 for i, fid in enumerate(ids))
+        print(f"wrote {write_bag(args.bag, scans)} PointCloud2 message(s) on /points to {args.bag}")
     return 0

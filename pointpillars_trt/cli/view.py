@@ -22,6 +22,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--calib", type=Path, help="KITTI calib file for --labels")
     p.add_argument("--save", type=Path, metavar="OUT.png", help="render the 3D view headless to this PNG (Open3D)")
     p.add_argument("--bev", type=Path, metavar="OUT.png", help="write a bird's-eye-view PNG (no Open3D needed)")
+    p.add_argument("--rerun", type=Path, metavar="OUT.rrd",
+                   help="write a Rerun recording (points, boxes labelled by class, ground truth; `rerun OUT.rrd` shows it)")
     p.add_argument("--color-by", choices=("height", "intensity"), default="height", help="point colouring")
     p.add_argument("--score-thresh", type=float, default=0.0, help="hide detections below this score (default 0)")
     p.add_argument("--force", action="store_true", help="overwrite existing --save/--bev files")
@@ -45,6 +47,13 @@ def check_args(args: argparse.Namespace) -> None:
     """UserError for output files that exist (without --force) or name the same file, and --labels without --calib."""
     _check_output(args.save, args.force, "--save")
     _check_output(args.bev, args.force, "--bev")
+    from pointpillars_trt.viz.sinks import check_output
+
+    check_output(args.rerun, ".rrd", "--rerun", args.force)
+    if args.rerun is not None:
+        from pointpillars_trt.viz.rerun_rrd import import_rerun
+
+        import_rerun()
     if args.save is not None and args.bev is not None and args.save.resolve() == args.bev.resolve():
         raise UserError("--save and --bev name the same file")
     if (args.labels is None) != (args.calib is None):
@@ -54,7 +63,7 @@ def check_args(args: argparse.Namespace) -> None:
 
 def check_viewer(args: argparse.Namespace) -> None:
     """Open3D (and a display, or a Vulkan driver for --save) where the view needs them: before any model work."""
-    if args.save is not None or args.bev is None:
+    if args.save is not None or (args.bev is None and getattr(args, "rerun", None) is None):
         from pointpillars_trt.viz.open3d_view import check_display, check_offscreen_support, import_open3d
 
         if args.save is None:
@@ -80,7 +89,15 @@ def run(args: argparse.Namespace, detections: Detections | None = None,
     gt_boxes, gt_names = (load_ground_truth(args.labels, args.calib) if args.labels is not None else (None, None))
     kw = dict(detections=detections, gt_boxes=gt_boxes, gt_names=gt_names, class_names=names, title=args.scan.name + ("  UNTRAINED random-init model" if untrained else ""),
               color_by=args.color_by, score_thresh=args.score_thresh)
-    if args.bev is None and args.save is None:
+    if args.rerun is not None:
+        from pointpillars_trt.viz.rerun_rrd import SCAN_INDEX, RerunWriter
+
+        shown = detections.above(args.score_thresh) if detections is not None else Detections.empty()
+        writer = RerunWriter(args.rerun, names, SCAN_INDEX)
+        writer.write(0, "lidar", points, shown, gt_boxes=gt_boxes)
+        writer.close()
+        print(f"wrote {args.rerun}")
+    if args.bev is None and args.save is None and args.rerun is None:
         from pointpillars_trt.viz.open3d_view import show_window
 
         show_window(points, **kw)

@@ -9,10 +9,16 @@ from typing import Any, Callable, Iterable, Iterator
 MAX_READ_THREADS = 4
 
 
+def is_read(source: Any) -> bool:
+    """Whether a source is read (a path, or a message that decodes itself: io.rosbag.BagScan.read_points) rather than
+    passed through as points (arrays)."""
+    return isinstance(source, (str, os.PathLike)) or callable(getattr(source, "read_points", None))
+
+
 def prefetched(sources: Iterable[Any], read: Callable[[Any], Any], prefetch: int) -> Iterator[tuple[Any, Any]]:
-    """(source, what read(source) returned or the exception it raised), in input order. Paths (str / PathLike) are
-    read on up to MAX_READ_THREADS threads, at most `prefetch` ahead of the one handed out; other sources (arrays)
-    pass through as they are."""
+    """(source, what read(source) returned or the exception it raised), in input order. Paths (str / PathLike) and
+    bag messages (is_read) are read on up to MAX_READ_THREADS threads, at most `prefetch` ahead of the one handed
+    out; other sources (arrays) pass through as they are."""
     pool = ThreadPoolExecutor(max_workers=max(1, min(prefetch, MAX_READ_THREADS)), thread_name_prefix="scan-read")
     window: deque[tuple[Any, Future | None]] = deque()
     it = iter(sources)
@@ -22,7 +28,7 @@ def prefetched(sources: Iterable[Any], read: Callable[[Any], Any], prefetch: int
             src = next(it, _END)
             if src is _END:
                 return
-            window.append((src, pool.submit(read, src) if isinstance(src, (str, os.PathLike)) else None))
+            window.append((src, pool.submit(read, src) if is_read(src) else None))
 
     try:
         fill()
