@@ -6,6 +6,8 @@
   agree         detections of two KITTI result folders (e.g. `eval --data` at FP16 and FP32) matched one to one
   eval-speed    the KITTI evaluation's time on a val-sized synthetic set (3769 frames)
   weights       split a trained checkpoint's weights into shards (a device run returns files of at most 16 MiB), join them
+  bag-decode    messages/s reading and decoding a ROS bag of KITTI-size clouds (what feeds `infer BAG`)
+  mcap-picture  one scan of an `infer --mcap` file drawn from the file alone (what Foxglove would show)
   keep          copy record files back from a device run into bench/results, each replacing the earlier one of its kind
 
 Subcommands with --out DIR write a record there, as `bench --out` does (bench/results/README.md). Only the standard
@@ -384,6 +386,128 @@ def keep(args: argparse.Namespace) -> int:
     return 0
 
 
+BAG_SCANS = sorted((SHARED / "kitti" / "scans").glob("*.bin"))
+
+
+def _clouds(size: str) -> list:
+    """The distinct clouds the bag cycles through."""
+    import numpy as np
+
+    scans = [np.fromfile(s, np.float32).reshape(-1, 4) for s in BAG_SCANS]
+    if size == "20k":
+        return scans
+    out = []
+    for k in range(len(scans)):
+        parts = []
+        for j in range(6):
+            p = scans[(k + j) % len(scans)].copy()
+            a = j * np.pi / 3
+            c, s = np.cos(a), np.sin(a)
+            p[:, 0], p[:, 1] = c * p[:, 0] - s * p[:, 1], s * p[:, 0] + c * p[:, 1]
+            parts.append(p)
+        out.append(np.concatenate(parts))
+    return out
+
+
+def _make_bag(folder: Path, container: str, n: int, size: str) -> tuple[Path, float]:
+    """A bag of n messages cycling the clouds, and their mean point count."""
+    import numpy as np
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from bags import STAMP0, VELODYNE, message, records, typestore, write
+
+    store = typestore(container == "ros1")
+    pcs = _clouds(size)
+    msgs = [message(store, records(p, VELODYNE), VELODYNE, 0) for p in pcs]
+
+    def stamped():
+        for i in range(n):
+            yield STAMP0 + i * 100_000_000, msgs[i % len(msgs)]
+
+    path = write(folder / "bench", container, {"/points": list(stamped())})
+    return path, float(np.mean([len(p) for p in pcs]))
+
+
+def _timed_bag(bag: Path, decode: bool) -> tuple[float, int]:
+    """Seconds and messages of one pass over the bag, decoding each cloud on 2 reading threads or not."""
+    from pointpillars_trt.io.rosbag import open_bag
+    from pointpillars_trt.pipelines.prefetch import prefetched
+
+    start = time.perf_counter()
+    n = pts = 0
+    with open_bag(bag) as b:
+        if decode:
+            for scan, got in prefetched(b.scans(), lambda s: s.read_points(), 2):
+                if isinstance(got, Exception):
+                    raise got
+                n, pts = n + 1, pts + len(got)
+        else:
+            for scan in b.scans():
+                n += 1
+    return time.perf_counter() - start, n
+
+def bag_decode(args: argparse.Namespace) -> int:
+    """Messages/s reading a ROS bag of KITTI-size PointCloud2 clouds (Velodyne layout: x y z intensity float32, ring
+    uint16, time float32), written from the shared scans: `20k` cycles them as they are (camera-field crops), `120k`
+    joins six turned 60 degrees apart (a full 64-beam sweep's size). Page cache warm (one untimed pass), it times
+    `read` (container + PointCloud2 header parse) and `decode` (the same plus every cloud decoded on the reading
+    threads, as Detector.stream does with prefetch 2). No model runs: this is what feeds the detector."""
+    import os
+    import tempfile
+
+    import numpy as np
+
+    with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
+        t0 = time.perf_counter()
+        bag, mean_pts = _make_bag(Path(tmp), args.container, args.messages, args.points)
+        size = sum(f.stat().st_size for f in ([bag] if bag.is_file() else bag.iterdir()))
+        print(f"bag: {args.messages} messages of {mean_pts:.0f} points on average ({args.points}), {args.container}, "
+              f"{size / 1e6:.0f} MB, written in {time.perf_counter() - t0:.1f} s; {os.cpu_count()} cores")
+        _timed_bag(bag, True)  # page cache warm, imports done
+        for what in ("read", "decode"):
+            runs = [_timed_bag(bag, what == "decode") for _ in range(args.repeats)]
+            rates = sorted(n / t for t, n in runs)
+            print(f"{what:>6}: {' '.join(f'{r:.0f}' for r in rates)} messages/s "
+                  f"(median {rates[len(rates) // 2]:.0f}; {rates[len(rates) // 2] * mean_pts / 1e6:.0f} M points/s)")
+    return 0
+
+
+def _mcap_scan(path: Path, k: int) -> tuple:
+    """Points, boxes and frame_id of the k-th scan of the MCAP."""
+    import numpy as np
+    from foxglove_schemas_protobuf.PointCloud_pb2 import PointCloud
+    from foxglove_schemas_protobuf.SceneUpdate_pb2 import SceneUpdate
+    from mcap.reader import make_reader
+
+    from pointpillars_trt.io.detections import Detections
+    from pointpillars_trt.model.config import PointPillarsConfig
+
+    names = PointPillarsConfig().class_names
+    with open(path, "rb") as f:
+        msgs = list(make_reader(f).iter_messages(topics=["/detections", "/points"]))
+    scene = SceneUpdate.FromString([m.data for _, c, m in msgs if c.topic == "/detections"][k])
+    cloud = PointCloud.FromString([m.data for _, c, m in msgs if c.topic == "/points"][k])
+    (entity,) = scene.entities
+    rows = []
+    for cube, text in zip(entity.cubes, entity.texts):
+        name, score = text.text.rsplit(" ", 1)
+        p, q, s = cube.pose.position, cube.pose.orientation, cube.size
+        rows.append([p.x, p.y, p.z, s.x, s.y, s.z, 2 * np.arctan2(q.z, q.w), float(score), names.index(name) + 1])
+    dets = Detections.from_array(np.array(rows, np.float32)) if rows else Detections.empty()
+    points = np.frombuffer(cloud.data, "<f4").reshape(-1, cloud.point_stride // 4)
+    return points, dets, entity.frame_id
+
+def mcap_picture(args: argparse.Namespace) -> int:
+    """One scan of a Foxglove MCAP written by `infer --mcap`, drawn from the file alone: the SceneUpdate's cubes (class
+    from their text) over the PointCloud, as a bird's-eye PNG. It checks what Foxglove would show, without a display."""
+    from pointpillars_trt.viz.bev import render_bev
+
+    points, dets, frame = _mcap_scan(args.mcap, args.scan)
+    render_bev(points, args.png, dets, title=f"{args.mcap.name} #{args.scan} ({frame}): SceneUpdate cubes, PointCloud")
+    print(f"wrote {args.png}: {len(points)} points, {len(dets)} cubes")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python bench/tools.py", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -431,6 +555,15 @@ def parser() -> argparse.ArgumentParser:
     p = add("weights", weights, weights.__doc__)
     p.add_argument("action", choices=("split", "join"))
     p.add_argument("paths", nargs="+", help="split: CKPT OUT_DIR [N]; join: OUT SHARD...")
+    p = add("bag-decode", bag_decode, "messages/s reading and decoding a ROS bag of KITTI-size PointCloud2 clouds")
+    p.add_argument("--messages", type=int, default=1000)
+    p.add_argument("--points", choices=("20k", "120k"), default="20k")
+    p.add_argument("--container", choices=("mcap", "db3", "ros1"), default="mcap")
+    p.add_argument("--repeats", type=int, default=3)
+    p = add("mcap-picture", mcap_picture, "draw one scan of an `infer --mcap` file from the file alone (bird's-eye PNG)")
+    p.add_argument("mcap", type=Path)
+    p.add_argument("png", type=Path)
+    p.add_argument("--scan", type=int, default=0)
     p = add("keep", keep, "copy record files into a results folder, each replacing the earlier record of its kind")
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--into", type=Path, default=REPO / "bench/results")
