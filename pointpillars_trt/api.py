@@ -155,7 +155,8 @@ class Detector:
             gpu_options.setdefault("log", log.info)  # e.g. the first Inductor tuning says what it does and how long
         pipe = make_pipeline(cfg, model, be, dev, precision, threads=threads, max_batch=max_batch, engines_dir=cache,
                              **gpu_options)
-        what = f"{model.checkpoint} (ONNX {model.onnx_dir})" if model.checkpoint else str(model.onnx_dir)
+        onnx = f" (ONNX {model.onnx_dir})" if model.onnx_dir else ""  # exported only for the backends that run it
+        what = f"{model.checkpoint}{onnx}" if model.checkpoint else str(model.onnx_dir)
         desc = f"backend {be} ({dev}), {precision}, model {what}" + ("  [auto-selected]" if backend == "auto" else "")
         pipe.__enter__()
         return cls(pipe, cfg=cfg, model=model, backend=be, device=dev, precision=precision, description=desc,

@@ -20,7 +20,8 @@ GPU_FLAGS = {"graph": ("no_graph", "--no-graph"), "compile": ("no_compile", "--c
 def add_model_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     """Add the shared model/backend options to a command's parser."""
     g = p.add_argument_group("model (one of; default: the project's trained model, data/models/MODEL_CARD.md)")
-    g.add_argument("--checkpoint", type=Path, help="OpenPCDet checkpoint (.pth with 'model_state'); exported to ONNX once and cached")
+    g.add_argument("--checkpoint", type=Path, help="OpenPCDet checkpoint (.pth with 'model_state'); exported to ONNX once "
+                   "(cached) for the backends that run ONNX")
     g.add_argument("--onnx-dir", type=Path, help="directory written by `export` (pfn/rpn_fp32/fp16.onnx + manifest.json)")
     g.add_argument("--random-init", action="store_true",
                    help="a seeded random-init model the project makes itself: UNTRAINED, for trying the tool only")

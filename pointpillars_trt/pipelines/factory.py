@@ -25,12 +25,15 @@ def make_pipeline(cfg: PointPillarsConfig, model: ModelFiles, backend: str, devi
 
         if gpu_options:
             raise UserError(f"GPU options {sorted(gpu_options)} given for a CPU detector; drop them or use device='cuda'")
-        return CpuPipeline(cfg, OnnxRuntimeRunner(model.onnx_dir / tn.onnx_filename("pfn", precision), threads),
-                           OnnxRuntimeRunner(model.onnx_dir / tn.onnx_filename("rpn", precision), threads))
+        onnx = model.onnx()  # exported from the checkpoint on first need
+        return CpuPipeline(cfg, OnnxRuntimeRunner(onnx / tn.onnx_filename("pfn", precision), threads),
+                           OnnxRuntimeRunner(onnx / tn.onnx_filename("rpn", precision), threads))
     if backend == "torch" and model.checkpoint is None:
         raise UserError("--backend torch needs the checkpoint: pass --checkpoint (an --onnx-dir whose manifest names "
                         "an existing checkpoint also works)")
-    return make_gpu_pipeline(cfg, backend, precision, checkpoint=model.checkpoint, onnx_dir=model.onnx_dir,
+    # the torch backend builds its networks from the checkpoint: no ONNX export on its way (model/store.py)
+    onnx_dir = model.onnx() if backend == "tensorrt" else model.onnx_dir
+    return make_gpu_pipeline(cfg, backend, precision, checkpoint=model.checkpoint, onnx_dir=onnx_dir,
                              engines_dir=engines_dir, max_batch=max_batch, **gpu_options)
 
 
