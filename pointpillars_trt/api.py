@@ -202,8 +202,10 @@ class Detector:
 
     def wait_for_compile(self, timeout: float | None = None) -> bool:
         """Wait (at most timeout seconds) until the compiled RPN serves every shape run so far; True when it does.
-        With compile='auto' (the default) a process whose cache already tuned the RPN runs its first scans with the
-        uncompiled RPN while Inductor compiles on a worker thread; call this before timing the steady state."""
+        With compile='auto' (the default) the first scans run the uncompiled RPN: Inductor compiles on a worker thread
+        where this machine's cache tuned the RPN, and otherwise tunes in a background process only once a run proves
+        long. This starts both now and waits (a first tuning: about a minute); call it before timing the steady
+        state."""
         pipe = self._live()
         return pipe.wait_compiled(timeout) if hasattr(pipe, "wait_compiled") else True
 

@@ -41,9 +41,11 @@ def add_model_args(p: argparse.ArgumentParser, *, required: bool = True) -> None
     g.add_argument("--no-graph", action="store_true",
                    help="launch every kernel from the host instead of replaying one captured CUDA graph per scan")
     g.add_argument("--compile", choices=("auto", "now", "off"), default="auto",
-                   help="torch backend: when the RPN goes through Inductor's max-autotune. auto (default): in the "
-                        "background once this machine has tuned it (the first scans run the uncompiled RPN, no wait), "
-                        "else now (the first tuning takes about a minute, then is cached); off: never (slower RPN)")
+                   help="torch backend: when the RPN goes through Inductor's max-autotune. auto (default): never "
+                        "before an answer: the first scans run the uncompiled RPN, then a worker thread compiles it "
+                        "from this machine's tuning; a machine that never tuned it tunes in a background process once "
+                        "a run lasts over a minute (`tune` tunes ahead); now: before the first scan (the first tuning "
+                        "takes about a minute, then is cached); off: never (slower RPN)")
     g.add_argument("--no-compile", action="store_true", help="the same as --compile off")
     g.add_argument("--strict-fp32", action="store_true",
                    help="FP32 without TF32 tensor cores (TensorRT's and this tool's FP32 default to TF32)")

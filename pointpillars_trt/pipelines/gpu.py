@@ -272,8 +272,8 @@ class GpuPipeline:
             self._graphs.move_to_end(key)
             g.replay(ds.stream.handle)
             self.replays += 1
-            for b in self._background:  # queued on the shape's first scan, captured since: starts after 100 replays
-                if b.queued:
+            for b in self._background:  # queued on the shape's first scan, captured since: starts after enough replays
+                if b.listening:
                     b.note_replay()
         else:
             self.enqueue(*key[:4])  # the first batch of a shape runs eagerly: it also warms everything up
@@ -300,12 +300,13 @@ class GpuPipeline:
 
     @property
     def compiling(self) -> bool:
-        """True while a runner's background compile is queued or running (its shape replays a graph of the
-        uncompiled network meanwhile)."""
+        """True while a runner's background tuning or compile is queued or running (its shape replays a graph of
+        the uncompiled network meanwhile)."""
         return any(b.pending for b in self._background)
 
     def wait_compiled(self, timeout: float | None = None) -> bool:
-        """Start any queued background compile and wait for it (at most timeout seconds); True when done."""
+        """Start any queued background tuning and compile and wait for them (at most timeout seconds); True when
+        done."""
         return all([b.wait(timeout) for b in self._background])
 
     def _collect(self, launched: tuple[int, int], keep_on_device: bool) -> list[ScanResult]:
