@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+from pointpillars_trt import phases
 from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.model.store import ModelFiles
@@ -69,9 +70,13 @@ def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, 
     if compile_mode(compile) == "auto" and not graph:  # (a bad value is one line before any GPU work)
         compile = "now"  # launch by launch calls the module every scan: no background compile (inductor_compile.py)
     require_gpu_stack()
+    phases.mark("GPU stack checked (cuda-python, Numba)")
     if precision not in ("fp32", "fp16"):
         raise UserError(f"precision must be fp32 or fp16, got {precision!r}")
     if backend == "torch":
+        import torch  # noqa: F401  (timed on its own: a large part of a cold start)
+
+        phases.mark("import torch")
         from pointpillars_trt.model import tensor_names as tn
         from pointpillars_trt.backends.torch_runner import TorchRunner
         from pointpillars_trt.model.inference import fold_rpn
@@ -93,8 +98,11 @@ def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, 
         pfn, rpn = _tensorrt_runners(cfg, precision, onnx_dir, Path(engines_dir))
     else:
         raise UserError(f"backend {backend!r} does not run on the GPU pipeline (torch or tensorrt)")
-    return GpuPipeline(cfg, pfn, rpn, max_batch=max_batch, max_points=max_points or DEFAULT_MAX_POINTS, graph=graph,
-                       upload_kernel=upload_kernel, overlap_batches=overlap_batches)
+    phases.mark("networks built (checkpoint read, or TensorRT engines found)")
+    pipe = GpuPipeline(cfg, pfn, rpn, max_batch=max_batch, max_points=max_points or DEFAULT_MAX_POINTS, graph=graph,
+                       upload_kernel=upload_kernel, overlap_batches=overlap_batches, log=log)
+    phases.mark("GPU buffers (CUDA context)")
+    return pipe
 
 
 def _tensorrt_runners(cfg: PointPillarsConfig, precision: str, onnx_dir: str | Path | None,
