@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from pointpillars_trt import log
+from pointpillars_trt import log, phases
 from pointpillars_trt.cache_dir import default_cache_dir
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.io.detections import Detections
@@ -147,10 +147,13 @@ class Detector:
         for name, value in (("threads", threads), ("max_batch", max_batch)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise UserError(f"{name} must be a positive integer, got {value!r}")
+        phases.mark("until the detector is asked for (imports, the command's checks)")
         cfg = store.load_config(config)
         be, dev = choose_backend(backend, device)
+        phases.mark("backend chosen (Numba, the CUDA driver)")
         cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         model = resolve(cfg, cache)
+        phases.mark("model files found")
         if dev == "cuda":
             gpu_options.setdefault("log", log.info)  # e.g. the first Inductor tuning says what it does and how long
         pipe = make_pipeline(cfg, model, be, dev, precision, threads=threads, max_batch=max_batch, engines_dir=cache,
@@ -159,6 +162,7 @@ class Detector:
         what = f"{model.checkpoint}{onnx}" if model.checkpoint else str(model.onnx_dir)
         desc = f"backend {be} ({dev}), {precision}, model {what}" + ("  [auto-selected]" if backend == "auto" else "")
         pipe.__enter__()
+        phases.mark("pipeline entered (networks on the device)")
         return cls(pipe, cfg=cfg, model=model, backend=be, device=dev, precision=precision, description=desc,
                    max_batch=max_batch)
 

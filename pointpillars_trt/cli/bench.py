@@ -1,4 +1,5 @@
-"""`bench`: per-stage timings (median, p99) of the pipeline over a folder of scans, FP16 vs FP32, or a memory soak."""
+"""`bench`: per-stage timings (median, p99) of the pipeline over a folder of scans, FP16 vs FP32, a memory soak, or
+the start of a new process (--startup: `infer SCAN` cold and warm, phase by phase)."""
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,7 @@ COMPARE = {key: (dest, "--" + dest.replace("_", "-")) for key, (dest, _) in GPU_
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser("bench", help="time each pipeline stage (median/p99) over a folder of scans",
                               description=__doc__)
-    p.add_argument("scans", type=Path, help="folder of .bin scans (N x 4 float32)")
+    p.add_argument("scans", type=Path, help="folder of .bin scans (N x 4 float32); with --startup, one scan or a folder")
     add_model_args(p)
     p.add_argument("--precisions", nargs="+", choices=("fp32", "fp16"), default=None,
                    help="precisions to compare (default: --precision)")
@@ -35,6 +36,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "(--no-compile), graph (--no-graph), tf32 (--strict-fp32, FP32 only)")
     p.add_argument("--soak", type=int, default=0, metavar="N",
                    help="GPU only: instead of timing, run N scans and report device memory at start and end")
+    p.add_argument("--startup", nargs="?", type=int, const=1, default=None, metavar="WARM",
+                   help="instead of timing scans: run `infer SCAN` (the first scan of a folder) in a new process with "
+                        "every cache empty (this tool's, Numba's, Inductor's, Triton's, Python's bytecode), then in "
+                        "WARM more (default 1) with the caches it filled, and print each phase's seconds: import, CUDA "
+                        "context, model, kernel compiles, first scan, exit. The model options given go to infer "
+                        "(e.g. --compile now: the tuning in the foreground); $POINTPILLARS_TRT_KERNEL_PROCESSES=0 "
+                        "compiles the CUDA kernels one after another in the process, as before")
     p.add_argument("--out", type=Path, default=None, help="write <out>.json and <out>.md")
     p.add_argument("--force", action="store_true", help="overwrite existing <out>.json / <out>.md")
     p.set_defaults(func=run)
@@ -46,9 +54,11 @@ def run(args: argparse.Namespace) -> int:
         clash = [p for p in (args.out.with_suffix(".json"), args.out.with_suffix(".md")) if p.exists()]
         if clash:
             raise UserError(f"{clash[0]} exists; pass --force or another --out")
-    for flag in ("iters", "warmup", "soak"):
+    for flag in ("iters", "warmup", "soak", "startup"):
         if (getattr(args, flag) or 0) < 0:
             raise UserError(f"--{flag} must be 0 or more")
+    if args.startup is not None:
+        return _startup(args)
     backend, device = choose_backend(args.backend, args.device)
     if device == "cuda" and args.compile == "auto":  # the steady state is timed: compile before the first timed scan
         args.compile = "now"
@@ -102,6 +112,36 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         bench.write_results(args.out, payload, (f"`{command}`\n\n" + md) if md else None)
     return 0
+
+
+def _startup(args: argparse.Namespace) -> int:
+    """bench --startup: startup_timing.measure with the model options given, as a table (and --out files)."""
+    from pointpillars_trt.pipelines import startup_timing
+
+    scan = startup_timing.first_scan(args.scans)
+    result = startup_timing.measure(scan, _infer_options(args), args.startup, progress=log.info)
+    md = startup_timing.table(result)
+    print(md)
+    if args.out:
+        bench.write_results(args.out, result, f"`{result['command']}`\n\n{md}")
+    return 0
+
+
+def _infer_options(args: argparse.Namespace) -> list[str]:
+    """The model options given on bench's command line, as infer takes them (defaults left out, so that the plain
+    command is the README's)."""
+    out: list[str] = []
+    for name in ("checkpoint", "onnx_dir", "config"):
+        if getattr(args, name, None):
+            out += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    for name, default in (("precision", "fp32"), ("backend", "auto"), ("device", "auto"), ("compile", "auto"),
+                          ("batch", 1), ("threads", None)):
+        if getattr(args, name, default) != default:
+            out += [f"--{name}", str(getattr(args, name))]
+    for flag in ("random_init", "no_graph", "no_compile", "strict_fp32"):
+        if getattr(args, flag, False):
+            out.append(f"--{flag.replace('_', '-')}")
+    return out
 
 
 def configurations(args: argparse.Namespace) -> list[tuple[argparse.Namespace, str]]:
