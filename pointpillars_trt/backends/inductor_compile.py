@@ -258,6 +258,7 @@ class BackgroundCompiles:
             if rc is None:
                 continue
             _LIVE.discard(proc)
+            log_file.with_suffix(".pt").unlink(missing_ok=True)  # the network it was given, if it never read it
             with self._lock:
                 del self._tuners[shape]
             if rc != 0:
@@ -313,7 +314,8 @@ class BackgroundCompiles:
                           "tune` tunes ahead of a run)")
                 _stop(proc)
             _LIVE.discard(proc)
-            log_file.unlink(missing_ok=True)
+            for f in (log_file, log_file.with_suffix(".pt")):
+                f.unlink(missing_ok=True)
         if self.running:
             self._log("waiting for the background compile to finish (a few seconds; it cannot be stopped halfway)")
         for t in list(self._threads.values()):
