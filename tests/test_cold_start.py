@@ -175,6 +175,8 @@ def test_phase_marks_reach_the_file_and_the_startup_table(tmp_path: Path) -> Non
             "print('scan: 7 detections')")
     env = st.child_env(tmp_path)
     assert env["NUMBA_CACHE_DIR"] == str(tmp_path / "numba") and "PYTHONDONTWRITEBYTECODE" not in env
+    assert st.child_env(tmp_path, fresh_bytecode=True)["PYTHONPYCACHEPREFIX"] == str(tmp_path / "bytecode")
+    assert st.torch_bytecode_cached(st.child_env(tmp_path, fresh_bytecode=True)) is False
     runs = [st.run_once(label, [sys.executable, "-c", code], env, tmp_path) for label in ("cold", "warm")]
     for r in runs:
         rows = dict(r["phases"])
@@ -182,8 +184,9 @@ def test_phase_marks_reach_the_file_and_the_startup_table(tmp_path: Path) -> Non
         assert 0.28 < rows["work"] < 2.0 and rows["start"] > 0.0
         assert sum(rows.values()) == pytest.approx(r["wall_s"], abs=0.02)
         assert r["notes"] == {"kernels": "3 loaded"} and r["report"] == "scan: 7 detections"
-    md = st.table({"runs": runs})
+    md = st.table({"runs": runs, "caches": ["NUMBA_CACHE_DIR"], "torch_bytecode_before_cold": False})
     assert md.splitlines()[0] == "| phase | cold s | warm s |" and "| **whole process** |" in md
+    assert "Empty at the cold start: NUMBA_CACHE_DIR. torch's bytecode before it: absent" in md
     assert json.loads((tmp_path / "cold.phases.json").read_text())["notes"] == {"kernels": "3 loaded"}
     assert not phases.enabled()  # this process marks nothing
     with pytest.raises(UserError, match="the cold process failed"):

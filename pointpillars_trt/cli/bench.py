@@ -38,11 +38,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="GPU only: instead of timing, run N scans and report device memory at start and end")
     p.add_argument("--startup", nargs="?", type=int, const=1, default=None, metavar="WARM",
                    help="instead of timing scans: run `infer SCAN` (the first scan of a folder) in a new process with "
-                        "every cache empty (this tool's, Numba's, Inductor's, Triton's, Python's bytecode), then in "
+                        "every cache empty (this tool's, Numba's, Inductor's, Triton's), then in "
                         "WARM more (default 1) with the caches it filled, and print each phase's seconds: import, CUDA "
                         "context, model, kernel compiles, first scan, exit. The model options given go to infer "
                         "(e.g. --compile now: the tuning in the foreground); $POINTPILLARS_TRT_KERNEL_PROCESSES=0 "
                         "compiles the CUDA kernels one after another in the process, as before")
+    p.add_argument("--fresh-bytecode", action="store_true",
+                   help="with --startup: start Python's bytecode cache empty too (PYTHONPYCACHEPREFIX), as on a "
+                        "machine whose packages were installed without .pyc (default: the machine's own)")
     p.add_argument("--out", type=Path, default=None, help="write <out>.json and <out>.md")
     p.add_argument("--force", action="store_true", help="overwrite existing <out>.json / <out>.md")
     p.set_defaults(func=run)
@@ -119,7 +122,8 @@ def _startup(args: argparse.Namespace) -> int:
     from pointpillars_trt.pipelines import startup_timing
 
     scan = startup_timing.first_scan(args.scans)
-    result = startup_timing.measure(scan, _infer_options(args), args.startup, progress=log.info)
+    result = startup_timing.measure(scan, _infer_options(args), args.startup, progress=log.info,
+                                    fresh_bytecode=args.fresh_bytecode)
     md = startup_timing.table(result)
     print(md)
     if args.out:
