@@ -152,6 +152,7 @@ def test_a_child_fills_numbas_cache_and_the_parent_finds_what_it_lacks(tmp_path:
     assert list((tmp_path / "numba").rglob("upload_cuda._upload-*.nbi"))  # the kernel's cache index
     probe = FAKE_DRIVER + f"""
 import pickle
+from pointpillars_trt.pipelines import kernel_cache as kc
 from pointpillars_trt.stages import upload_cuda as uc
 sig, other = pickle.loads({pickle.dumps((sig, other))!r})
 print([s is other for _, s in kc.missing([(uc._upload, sig), (uc._upload, other), (uc._upload, sig)])])
