@@ -35,6 +35,13 @@ def note(key: str, value: object) -> None:
         _notes[key] = value
 
 
+def without(env: dict[str, str]) -> dict[str, str]:
+    """`env` for a helper process (a compile, a tuning): no phases of its own, which would overwrite these."""
+    env.pop(ENV_VAR, None)
+    env.pop(T0_VAR, None)
+    return env
+
+
 def process_start() -> float:
     """When this process started (seconds since the epoch): the parent's word, else Linux's /proc (10 ms ticks), else
     this module's import."""

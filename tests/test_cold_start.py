@@ -190,6 +190,7 @@ def test_phase_marks_reach_the_file_and_the_startup_table(tmp_path: Path) -> Non
     assert "Empty at the cold start: NUMBA_CACHE_DIR. torch's bytecode before it: absent" in md
     assert json.loads((tmp_path / "cold.phases.json").read_text())["notes"] == {"kernels": "3 loaded"}
     assert not phases.enabled()  # this process marks nothing
+    assert phases.without({phases.ENV_VAR: "f", phases.T0_VAR: "1", "A": "1"}) == {"A": "1"}  # helpers' env
     with pytest.raises(UserError, match="the cold process failed"):
         st.run_once("cold", [sys.executable, "-c", "raise SystemExit(3)"], env, tmp_path)
 

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from pointpillars_trt import phases
+
 #: the folder that holds the package, for the child's import path (a source checkout run without installing)
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,7 +23,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 def spawn(spec: Path) -> tuple[subprocess.Popen, Path]:
     """Start the tuning of the network saved in `spec`; returns the process and the file its output goes to."""
     log_file = spec.with_suffix(".log")
-    env = dict(os.environ)
+    env = phases.without(dict(os.environ))  # its phases would overwrite its parent's
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
     with open(log_file, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", __name__, str(spec)], stdin=subprocess.DEVNULL, stdout=out,

@@ -126,7 +126,7 @@ class Fill:
 
     def __init__(self, launches: list[Launch], n: int) -> None:
         self.kernels = len({id(d) for d, _ in launches})
-        env = dict(os.environ)
+        env = phases.without(dict(os.environ))  # the children's own phases would overwrite this process's
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
         self._folder = tempfile.TemporaryDirectory(prefix="pointpillars_trt_kernels_")
         self._procs: list[tuple[subprocess.Popen, Any]] = []
