@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from pointpillars_trt import log
+from pointpillars_trt import log, phases
 from pointpillars_trt.cache_dir import default_cache_dir
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.io.detections import Detections
@@ -148,17 +148,22 @@ class Detector:
         for name, value in (("threads", threads), ("max_batch", max_batch)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise UserError(f"{name} must be a positive integer, got {value!r}")
+        phases.mark("until the detector is asked for (imports, the command's checks)")
         cfg = store.load_config(config)
         be, dev = choose_backend(backend, device)
+        phases.mark("backend chosen (Numba, the CUDA driver)")
         cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         model = resolve(cfg, cache)
+        phases.mark("model files found")
         if dev == "cuda":
             gpu_options.setdefault("log", log.info)  # e.g. the first Inductor tuning says what it does and how long
         pipe = make_pipeline(cfg, model, be, dev, precision, threads=threads, max_batch=max_batch, engines_dir=cache,
                              **gpu_options)
-        what = f"{model.checkpoint} (ONNX {model.onnx_dir})" if model.checkpoint else str(model.onnx_dir)
+        onnx = f" (ONNX {model.onnx_dir})" if model.onnx_dir else ""  # exported only for the backends that run it
+        what = f"{model.checkpoint}{onnx}" if model.checkpoint else str(model.onnx_dir)
         desc = f"backend {be} ({dev}), {precision}, model {what}" + ("  [auto-selected]" if backend == "auto" else "")
         pipe.__enter__()
+        phases.mark("pipeline entered (networks on the device)")
         return cls(pipe, cfg=cfg, model=model, backend=be, device=dev, precision=precision, description=desc,
                    max_batch=max_batch)
 
@@ -202,10 +207,33 @@ class Detector:
 
     def wait_for_compile(self, timeout: float | None = None) -> bool:
         """Wait (at most timeout seconds) until the compiled RPN serves every shape run so far; True when it does.
-        With compile='auto' (the default) a process whose cache already tuned the RPN runs its first scans with the
-        uncompiled RPN while Inductor compiles on a worker thread; call this before timing the steady state."""
+        With compile='auto' (the default) the first scans run the uncompiled RPN: Inductor compiles on a worker thread
+        where this machine's cache tuned the RPN, and otherwise tunes in a background process only once a run proves
+        long. This starts both now and waits (a first tuning: about a minute); call it before timing the steady
+        state."""
         pipe = self._live()
         return pipe.wait_compiled(timeout) if hasattr(pipe, "wait_compiled") else True
+
+    def warm_up(self, batch_sizes: Sequence[int] = (1,), points: int = 20_000, seed: int = 0) -> dict[int, float]:
+        """Fill this machine's caches ahead of a run: a batch of each size of random scans (`points` points in the
+        range) compiles or loads the CUDA kernels, then the compiled RPN is waited for (torch backend, compile='auto':
+        tuned in a background process where this machine never tuned that batch size). Later processes start from
+        the caches. Returns the seconds each batch size took."""
+        import time
+
+        sizes = [int(b) for b in batch_sizes]
+        if not sizes or any(b < 1 or b > self._max_batch for b in sizes):
+            raise UserError(f"warm-up batch sizes must be 1 to max_batch={self._max_batch}, got {list(batch_sizes)}")
+        r = np.asarray(self._cfg.point_cloud_range, np.float32)
+        rng = np.random.default_rng(seed)
+        scan = np.concatenate([rng.uniform(r[:3], r[3:], (points, 3)), rng.uniform(0, 1, (points, 1))], 1)
+        out = {}
+        for b in sizes:
+            t0 = time.perf_counter()
+            self.detect_batch([scan.astype(np.float32)] * b)
+            self.wait_for_compile()
+            out[b] = time.perf_counter() - t0
+        return out
 
     # ---- detecting -------------------------------------------------------------------------------------------
     def __call__(self, points: Any, *, on_device: bool = False) -> Detections:

@@ -40,8 +40,9 @@ pytestmark = pytest.mark.skipif(_WHY is not None, reason=_WHY or "")
 
 @pytest.fixture(scope="module")
 def gpu(api_cache):  # noqa: F811
-    # compile=False: these tests are about the API (inputs, batches, parity), not Inductor, whose batch-4 tuning alone
-    # would take a minute on a fresh machine; the README example above runs the compiled default. tf32=False (strict
+    # compile=False: these tests are about the API (inputs, batches, parity), not Inductor (a compile arriving midway
+    # would change the RPN's rounding); the README example above runs the default, 'auto', whose first scans never
+    # wait for Inductor (tests/test_background_compile.py). tf32=False (strict
     # FP32): the parity with `infer` crosses processes, and TF32 convolutions round differently per cuDNN algorithm
     # choice (seen on an H200: scores 3e-4 apart and a detection at 0.102 present in one process only).
     with Detector.from_checkpoint(CHECKPOINT, device="cuda", cache_dir=api_cache, max_batch=4, compile=False,

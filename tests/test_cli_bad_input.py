@@ -139,7 +139,7 @@ def test_kitti_result_file_written_with_calib(tmp_path, onnx_dir):
 def test_help_on_every_command():
     r = cli("--help")
     assert r.returncode == 0
-    for cmd in ("infer", "eval", "view", "make-sample", "export", "config", "build", "bench"):
+    for cmd in ("infer", "eval", "view", "make-sample", "export", "config", "build", "bench", "tune"):
         assert cmd in r.stdout
         h = cli(cmd, "--help")
         assert h.returncode == 0 and "usage:" in h.stdout, cmd

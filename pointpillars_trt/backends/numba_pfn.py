@@ -136,6 +136,7 @@ class NumbaPfnRunner(Runner):
     accepts_counts = True  # the pipeline passes its device-side pillar and point counts in the feed
     reentrant = True  # weights are read-only, no scratch
     batched = True  # takes a [B, P, M, F] feed with [B, ...] counts in one call
+    numba_kernels = True  # infer only launches a Numba kernel (pipelines/kernel_cache.py records it)
 
     def __init__(self, vfe: Any, input_name: str, output_name: str, max_blocks: int = 1024) -> None:
         super().__init__()

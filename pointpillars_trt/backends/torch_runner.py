@@ -4,7 +4,8 @@ With compile on, the module goes through ``torch.compile(mode="max-autotune-no-c
 Inductor's autotuned Triton convolutions, captured inside the pipeline's own CUDA graph (hence no cudagraphs of
 Inductor's). Tuning takes about a minute per input shape the first time on a machine and a few seconds afterwards,
 from TORCHINDUCTOR_CACHE_DIR (set to the project's cache folder unless the user set it). When it compiles (now, or
-auto: in the background once this cache has tuned the shape) is inductor_compile.py's business.
+auto: never before an answer; from this cache's tuning on a worker thread, or after a tuning in a child process,
+inductor_tune.py, once the run is long) is inductor_compile.py's business.
 
 No copies besides writing the outputs: inputs and outputs are wrapped with
 ``torch.as_tensor`` over their ``__cuda_array_interface__`` (cached per address
@@ -26,9 +27,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from pointpillars_trt import phases
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.backends.base import Runner, ViewCache
-from pointpillars_trt.backends.inductor_compile import BackgroundCompiles, TunedShapes, compile_mode
+from pointpillars_trt.backends.inductor_compile import (START_AFTER_REPLAYS, TUNE_AFTER_S, BackgroundCompiles,
+                                                        TunedShapes, compile_mode, first_call_plan)
 
 
 def set_tf32(torch: Any, on: bool) -> None:
@@ -78,7 +81,8 @@ class TorchRunner(Runner):
         self._compiled: Any = None  # torch.compile's wrapper of self.module, made on first need (imports Dynamo)
         self._compile_lock = threading.Lock()
         self._compiled_shapes: set[tuple] = set()
-        self._modes: dict[tuple, str] = {}  # per shape: now | background (auto resolved once, on its first call)
+        self._modes: dict[tuple, str] = {}  # per shape: now | background | tune (auto resolved on its first call)
+        self._native_input = bool(native_input)
         #: only with compile='auto' (the GPU pipeline follows it on every scan)
         self.background = BackgroundCompiles(self._log) if self.compile_mode == "auto" else None
         self._arch = ""
@@ -153,29 +157,37 @@ class TorchRunner(Runner):
             for name, t in zip(self._outs, ys):
                 self._tensor(out[name]).copy_(t)  # copy_ casts FP16 -> FP32 on the fly
 
-    # ---- compiling (inductor_compile.py: now, or auto: in the background once tuned) ---------------------------
+    # ---- compiling (inductor_compile.py: now, or auto: never before an answer) ----------------------------------
     def _forward(self, x: Any) -> Any:
         """The module for x's shape: compiled once it is (compiling it now if that is the shape's mode), else the
-        uncompiled one until a background compile is ready (the pipeline starts and follows it), or after one
-        failed."""
+        uncompiled one until a background compile is ready (the pipeline starts and follows it; a tuning process
+        first where this cache never tuned the shape), or after one failed."""
         shape, bg = tuple(x.shape), self.background
         if not self.compile or (bg is not None and shape in bg.failed):
             return self.module(x)
         if shape in self._compiled_shapes or (bg is not None and shape in bg.ready):
             return self._compiled(x)
-        if self._mode(shape) == "now":
+        mode = self._mode(shape)
+        if mode == "now":
             return self._first_compiled_call(x, shape)
         meta = (tuple(x.shape), tuple(x.stride()), x.dtype, x.device)
-        self.background.request(shape, lambda: self._compile_like(*meta))
+        if mode == "tune":
+            bg.request_tuning(shape, lambda: self._spawn_tuning(*meta), lambda: self._compile_like(*meta))
+        else:
+            bg.request(shape, lambda: self._compile_like(*meta))
         return self.module(x)
 
     def _mode(self, shape: tuple) -> str:
         mode = self._modes.get(shape)
         if mode is None:
-            mode = self.compile_mode
-            if mode == "auto":
-                mode = "background" if self._tuned_key(shape) in self._tuned() else "now"
-            self._modes[shape] = mode
+            tuned = self.compile_mode == "auto" and self._tuned_key(shape) in self._tuned()
+            mode = self._modes[shape] = first_call_plan(self.compile_mode, tuned)
+            phases.note(f"{self._in} {list(shape)} Inductor", {
+                "now": "compiled (and tuned where needed) before the first answer",
+                "background": f"uncompiled first; compiled from this machine's tuning after {START_AFTER_REPLAYS} "
+                              "replays",
+                "tune": f"uncompiled; tuned in a background process once a run lasts {TUNE_AFTER_S:.0f} s",
+                "off": "uncompiled"}.get(mode, mode))
         return mode
 
     def _tuned(self) -> TunedShapes:
@@ -210,6 +222,22 @@ class TorchRunner(Runner):
                 compiled(torch.empty_strided(shape, stride, dtype=dtype, device=device).zero_())
             side.synchronize()
         self._tuned().add(self._tuned_key(shape))
+
+    def _spawn_tuning(self, shape: tuple, stride: tuple, dtype: Any, device: Any) -> Any:
+        """Start the tuning of this network for an input laid out as the pipeline's in a child process
+        (inductor_tune.py) that writes into this process's Inductor cache; returns (process, its log file)."""
+        import tempfile
+
+        import torch
+        from pointpillars_trt.backends import inductor_tune
+
+        folder = Path(os.environ.get("TORCHINDUCTOR_CACHE_DIR") or tempfile.gettempdir())
+        folder.mkdir(parents=True, exist_ok=True)
+        spec = folder / f"pointpillars_trt_tune_{os.getpid()}_{'x'.join(map(str, shape))}.pt"
+        torch.save({"module": self.module, "input": self._in, "outputs": self._outs, "precision": self.precision,
+                    "tf32": self.tf32, "native_input": self._native_input, "shape": shape, "stride": stride,
+                    "dtype": dtype, "device": str(device), "key": self._tuned_key(shape)}, spec)
+        return inductor_tune.spawn(spec)
 
     def _first_compiled_call(self, x: Any, shape: tuple) -> Any:
         """The first call of a shape compiles and autotunes: say so, and how long it took."""

@@ -6,11 +6,11 @@ import importlib
 import os
 import sys
 
-from pointpillars_trt import __version__
+from pointpillars_trt import __version__, phases
 from pointpillars_trt.errors import UserError
 
 # modules that each register one or more subcommands with add_parser(subparsers)
-COMMAND_MODULES = ("infer", "eval", "view", "make_sample", "export", "build", "bench", "cache", "train")
+COMMAND_MODULES = ("infer", "eval", "view", "make_sample", "export", "build", "bench", "cache", "train", "tune")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    phases.mark("interpreter start, import of the command line")
     args = build_parser().parse_args(argv)
+    phases.mark("command modules imported, arguments parsed")
     try:
         return int(args.func(args) or 0)
     except UserError as e:

@@ -1,6 +1,7 @@
 """`bench`: per-stage timings (median, p99) of the pipeline over a folder of scans, each precision beside the same
-pipeline with one thing changed (--compare); batches' throughput; or a memory soak. --out DIR keeps the result as
-one record per (device, what): DIR/<date>_<device>_<what>.md + .json (bench/results/README.md)."""
+pipeline with one thing changed (--compare); batches' throughput; a memory soak; or the start of a new process
+(--startup: `infer SCAN` cold and warm, phase by phase). --out DIR keeps the result as one record per (device,
+what): DIR/<date>_<device>_<what>.md + .json (bench/results/README.md)."""
 from __future__ import annotations
 
 import argparse
@@ -52,7 +53,7 @@ class Config(NamedTuple):
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser("bench", help="time each pipeline stage (median/p99) over a folder of scans",
                               description=__doc__)
-    p.add_argument("scans", type=Path, help="folder of .bin scans (N x 4 float32)")
+    p.add_argument("scans", type=Path, help="folder of .bin scans (N x 4 float32); with --startup, one scan or a folder")
     add_model_args(p)
     p.add_argument("--precisions", nargs="+", choices=("fp32", "fp16"), default=None,
                    help="precisions to compare (default: --precision)")
@@ -73,14 +74,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--commit", default=None,
                    help="the commit measured, for a tree that is not a git checkout (a copy on a GPU machine); "
                         "default: git's HEAD")
+    p.add_argument("--startup", nargs="?", type=int, const=1, default=None, metavar="WARM",
+                   help="instead of timing scans: run `infer SCAN` (the first scan of a folder) in a new process with "
+                        "every cache empty (this tool's, Numba's, Inductor's, Triton's), then in "
+                        "WARM more (default 1) with the caches it filled, and print each phase's seconds: import, CUDA "
+                        "context, model, kernel compiles, first scan, exit. The model options given go to infer "
+                        "(e.g. --compile now: the tuning in the foreground); $POINTPILLARS_TRT_KERNEL_PROCESSES=0 "
+                        "compiles the CUDA kernels one after another in the process, as before")
+    p.add_argument("--fresh-bytecode", action="store_true",
+                   help="with --startup: start Python's bytecode cache empty too (PYTHONPYCACHEPREFIX), as on a "
+                        "machine whose packages were installed without .pyc (default: the machine's own)")
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    for flag in ("iters", "warmup", "soak"):
+    for flag in ("iters", "warmup", "soak", "startup"):
         if (getattr(args, flag) or 0) < 0:
             raise UserError(f"--{flag} must be 0 or more")
+    if args.startup is not None:
+        return _startup(args)
     backend, device = choose_backend(args.backend, args.device)
     on_gpu = device == "cuda"
     if on_gpu and args.compile == "auto":  # the steady state is timed: compile before the first timed scan
@@ -143,6 +156,39 @@ def _record(args: argparse.Namespace, device: str, what: str) -> bench_records.R
     if args.out:
         bench_records.check_free(args.out, rec, args.force)
     return rec
+
+
+def _startup(args: argparse.Namespace) -> int:
+    """bench --startup: startup_timing.measure with the model options given, as a table (and --out files)."""
+    from pointpillars_trt.pipelines import startup_timing
+
+    scan = startup_timing.first_scan(args.scans)
+    result = startup_timing.measure(scan, _infer_options(args), args.startup, progress=log.info,
+                                    fresh_bytecode=args.fresh_bytecode)
+    md = startup_timing.table(result)
+    print(md)
+    if args.out:  # the device is asked for only now: importing torch here first would warm the cold run's page cache
+        record = _record(args, choose_backend(args.backend, args.device)[1], "startup")
+        for path in bench_records.write(args.out, record, result, f"`{result['command']}`\n\n{md}", force=args.force):
+            print(f"wrote {path}", flush=True)
+    return 0
+
+
+def _infer_options(args: argparse.Namespace) -> list[str]:
+    """The model options given on bench's command line, as infer takes them (defaults left out, so that the plain
+    command is the README's)."""
+    out: list[str] = []
+    for name in ("checkpoint", "onnx_dir", "config"):
+        if getattr(args, name, None):
+            out += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    for name, default in (("precision", "fp32"), ("backend", "auto"), ("device", "auto"), ("compile", "auto"),
+                          ("batch", 1), ("threads", None)):
+        if getattr(args, name, default) != default:
+            out += [f"--{name}", str(getattr(args, name))]
+    for flag in ("random_init", "no_graph", "no_compile", "strict_fp32"):
+        if getattr(args, flag, False):
+            out.append(f"--{flag.replace('_', '-')}")
+    return out
 
 
 def configurations(args: argparse.Namespace) -> list[Config]:

@@ -71,7 +71,7 @@ def _onnx_dir(args: argparse.Namespace) -> Path:
         return args.onnx_dir
     from pointpillars_trt.cli.model_options import model_files
 
-    return model_files(args).onnx_dir
+    return model_files(args).onnx()
 
 
 def run(args: argparse.Namespace) -> int:

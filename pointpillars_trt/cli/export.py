@@ -62,7 +62,7 @@ def _copy_random_init(args: argparse.Namespace, cfg: PointPillarsConfig) -> dict
     existing = [args.out / n for n in names if (args.out / n).exists()]
     if existing and not args.force:
         raise UserError(f"{existing[0]} exists; pass --force to overwrite the export in {args.out}")
-    src = store.random_init(cfg, Path(args.cache_dir)).onnx_dir
+    src = store.random_init(cfg, Path(args.cache_dir)).onnx()
     log.warn("UNTRAINED random-init model: for trying the tool only")
     args.out.mkdir(parents=True, exist_ok=True)
     for n in names:

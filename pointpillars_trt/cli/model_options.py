@@ -21,7 +21,8 @@ GPU_FLAGS = {"graph": ("no_graph", "--no-graph"), "compile": ("no_compile", "--c
 def add_model_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     """Add the shared model/backend options to a command's parser."""
     g = p.add_argument_group("model (one of; default: the project's trained model, data/models/MODEL_CARD.md)")
-    g.add_argument("--checkpoint", type=Path, help="OpenPCDet checkpoint (.pth with 'model_state'); exported to ONNX once and cached")
+    g.add_argument("--checkpoint", type=Path, help="OpenPCDet checkpoint (.pth with 'model_state'); exported to ONNX once "
+                   "(cached) for the backends that run ONNX")
     g.add_argument("--onnx-dir", type=Path, help="directory written by `export` (pfn/rpn_fp32/fp16.onnx + manifest.json)")
     g.add_argument("--random-init", action="store_true",
                    help="a seeded random-init model the project makes itself: UNTRAINED, for trying the tool only")
@@ -41,9 +42,11 @@ def add_model_args(p: argparse.ArgumentParser, *, required: bool = True) -> None
     g.add_argument("--no-graph", action="store_true",
                    help="launch every kernel from the host instead of replaying one captured CUDA graph per scan")
     g.add_argument("--compile", choices=("auto", "now", "off"), default="auto",
-                   help="torch backend: when the RPN goes through Inductor's max-autotune. auto (default): in the "
-                        "background once this machine has tuned it (the first scans run the uncompiled RPN, no wait), "
-                        "else now (the first tuning takes about a minute, then is cached); off: never (slower RPN)")
+                   help="torch backend: when the RPN goes through Inductor's max-autotune. auto (default): never "
+                        "before an answer: the first scans run the uncompiled RPN, then a worker thread compiles it "
+                        "from this machine's tuning; a machine that never tuned it tunes in a background process once "
+                        "a run lasts over a minute (`tune` tunes ahead); now: before the first scan (the first tuning "
+                        "takes about a minute, then is cached); off: never (slower RPN)")
     g.add_argument("--no-compile", action="store_true", help="the same as --compile off")
     g.add_argument("--strict-fp32", action="store_true",
                    help="FP32 without TF32 tensor cores (TensorRT's and this tool's FP32 default to TF32)")

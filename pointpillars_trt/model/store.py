@@ -1,5 +1,5 @@
-"""Where a detector's model files come from: a checkpoint (exported to ONNX once, cached), an `export` folder,
-the seeded random-init model, or the project's default model (``default_model``, the one place that picks it).
+"""Where a detector's model files come from: a checkpoint (exported to ONNX on first need, cached), an `export`
+folder, the seeded random-init model, or the project's default model (``default_model``, the one place that picks it).
 """
 from __future__ import annotations
 
@@ -13,15 +13,28 @@ from pointpillars_trt.model import tensor_names as tn
 from pointpillars_trt.model.config import PointPillarsConfig
 
 
-
-@dataclass(frozen=True)
+@dataclass
 class ModelFiles:
-    """The ONNX folder a pipeline runs, the checkpoint behind it when known (the torch backend needs it), and
-    whether the weights are the untrained random-init ones."""
+    """The ONNX folder a pipeline runs (None until onnx() exports the checkpoint), the checkpoint behind it when known (the
+    torch backend runs it directly), whether the weights are the untrained random-init ones, and where a checkpoint
+    would be exported to (config and cache folder)."""
 
-    onnx_dir: Path
+    onnx_dir: Path | None
     checkpoint: Path | None
     untrained: bool
+    cfg: PointPillarsConfig | None = None
+    cache_dir: Path | None = None
+
+    def onnx(self) -> Path:
+        """The ONNX folder, exporting the checkpoint into the cache on first need (onnxruntime and TensorRT run ONNX;
+        the torch backend never asks: a cold start without the export, whose import of torch.onnx and Dynamo alone
+        took seconds)."""
+        if self.onnx_dir is not None:
+            return self.onnx_dir
+        if self.checkpoint is None or self.cfg is None or self.cache_dir is None:
+            raise UserError("this model has neither an ONNX folder nor a checkpoint to export one from")
+        self.onnx_dir = export_cached(self.checkpoint, self.cfg, self.cache_dir)
+        return self.onnx_dir
 
 
 def load_config(config: PointPillarsConfig | str | Path | None) -> PointPillarsConfig:
@@ -61,9 +74,11 @@ def export_cached(checkpoint: Path, cfg: PointPillarsConfig, cache_dir: Path) ->
 
 
 def from_checkpoint(checkpoint: str | Path, cfg: PointPillarsConfig, cache_dir: Path) -> ModelFiles:
-    """An OpenPCDet checkpoint, exported to ONNX on first use."""
+    """An OpenPCDet checkpoint, exported to ONNX when a backend first needs it (ModelFiles.onnx)."""
     ckpt = Path(checkpoint)
-    return ModelFiles(export_cached(ckpt, cfg, cache_dir), ckpt, False)
+    if not ckpt.is_file():
+        raise UserError(f"checkpoint not found: {ckpt}")
+    return ModelFiles(None, ckpt, False, cfg, Path(cache_dir))
 
 
 def from_onnx_dir(onnx_dir: str | Path, cfg: PointPillarsConfig, config_name: str = "the default") -> ModelFiles:
@@ -87,7 +102,7 @@ def random_init(cfg: PointPillarsConfig, cache_dir: Path, seed: int = 0) -> Mode
     if not ckpt.is_file():
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         random_checkpoint(ckpt, cfg, seed=seed)
-    return ModelFiles(export_cached(ckpt, cfg, cache_dir), ckpt, True)
+    return ModelFiles(None, ckpt, True, cfg, Path(cache_dir))
 
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "pointpillars_synthetic.pth"

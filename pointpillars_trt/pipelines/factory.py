@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+from pointpillars_trt import phases
 from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.model.store import ModelFiles
@@ -25,12 +26,15 @@ def make_pipeline(cfg: PointPillarsConfig, model: ModelFiles, backend: str, devi
 
         if gpu_options:
             raise UserError(f"GPU options {sorted(gpu_options)} given for a CPU detector; drop them or use device='cuda'")
-        return CpuPipeline(cfg, OnnxRuntimeRunner(model.onnx_dir / tn.onnx_filename("pfn", precision), threads),
-                           OnnxRuntimeRunner(model.onnx_dir / tn.onnx_filename("rpn", precision), threads))
+        onnx = model.onnx()  # exported from the checkpoint on first need
+        return CpuPipeline(cfg, OnnxRuntimeRunner(onnx / tn.onnx_filename("pfn", precision), threads),
+                           OnnxRuntimeRunner(onnx / tn.onnx_filename("rpn", precision), threads))
     if backend == "torch" and model.checkpoint is None:
         raise UserError("--backend torch needs the checkpoint: pass --checkpoint (an --onnx-dir whose manifest names "
                         "an existing checkpoint also works)")
-    return make_gpu_pipeline(cfg, backend, precision, checkpoint=model.checkpoint, onnx_dir=model.onnx_dir,
+    # the torch backend builds its networks from the checkpoint: no ONNX export on its way (model/store.py)
+    onnx_dir = model.onnx() if backend == "tensorrt" else model.onnx_dir
+    return make_gpu_pipeline(cfg, backend, precision, checkpoint=model.checkpoint, onnx_dir=onnx_dir,
                              engines_dir=engines_dir, max_batch=max_batch, **gpu_options)
 
 
@@ -66,9 +70,13 @@ def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, 
     if compile_mode(compile) == "auto" and not graph:  # (a bad value is one line before any GPU work)
         compile = "now"  # launch by launch calls the module every scan: no background compile (inductor_compile.py)
     require_gpu_stack()
+    phases.mark("GPU stack checked (cuda-python, Numba)")
     if precision not in ("fp32", "fp16"):
         raise UserError(f"precision must be fp32 or fp16, got {precision!r}")
     if backend == "torch":
+        import torch  # noqa: F401  (timed on its own: a large part of a cold start)
+
+        phases.mark("import torch")
         from pointpillars_trt.model import tensor_names as tn
         from pointpillars_trt.backends.torch_runner import TorchRunner
         from pointpillars_trt.model.inference import fold_rpn
@@ -90,8 +98,11 @@ def make_gpu_pipeline(cfg: PointPillarsConfig, backend: str, precision: str, *, 
         pfn, rpn = _tensorrt_runners(cfg, precision, onnx_dir, Path(engines_dir))
     else:
         raise UserError(f"backend {backend!r} does not run on the GPU pipeline (torch or tensorrt)")
-    return GpuPipeline(cfg, pfn, rpn, max_batch=max_batch, max_points=max_points or DEFAULT_MAX_POINTS, graph=graph,
-                       upload_kernel=upload_kernel, overlap_batches=overlap_batches)
+    phases.mark("networks built (checkpoint read, or TensorRT engines found)")
+    pipe = GpuPipeline(cfg, pfn, rpn, max_batch=max_batch, max_points=max_points or DEFAULT_MAX_POINTS, graph=graph,
+                       upload_kernel=upload_kernel, overlap_batches=overlap_batches, log=log)
+    phases.mark("GPU buffers (CUDA context)")
+    return pipe
 
 
 def _tensorrt_runners(cfg: PointPillarsConfig, precision: str, onnx_dir: str | Path | None,

@@ -13,10 +13,11 @@ compares against, and the fallback. One stream synchronise per call, at the end.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from pointpillars_trt import phases
 from pointpillars_trt.backends.base import Runner
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.io.detections import Detections
@@ -64,7 +65,8 @@ class GpuPipeline:
 
     def __init__(self, cfg: PointPillarsConfig, pfn_runner: Runner, rpn_runner: Runner, max_batch: int = 1,
                  max_points: int = DEFAULT_MAX_POINTS, graph: bool = True, max_graphs: int = 24,
-                 upload_kernel: bool = True, overlap_batches: bool = True) -> None:
+                 upload_kernel: bool = True, overlap_batches: bool = True,
+                 log: Callable[[str], None] | None = None) -> None:
         require_gpu_stack()
         from numba import config as numba_config
 
@@ -101,6 +103,9 @@ class GpuPipeline:
         #: the runners' background compiles (backends/inductor_compile.py), and how many had finished at the last scan
         self._background = [b for b in (getattr(r, "background", None) for r in (pfn_runner, rpn_runner)) if b]
         self._compiled_version = 0
+        self._log = log or (lambda msg: None)
+        self._kernels_loaded = False  # pipelines/kernel_cache.py, before the first launch
+        self._first_collected = False
 
     def _device_slot(self) -> DeviceSlot:
         # a PFN that reads only each pillar's points (the counts) needs no zero rows in its input
@@ -265,6 +270,11 @@ class GpuPipeline:
         batch, cap = len(scans), self.bucket(max(counts))
         source = self._stage_inputs(scans, counts, hs, ds)
         key = (batch, cap, source, slot, self.devs.index(ds))
+        if not self._kernels_loaded:  # once: Numba's kernels compiled side by side where its cache lacks them
+            from pointpillars_trt.pipelines.kernel_cache import prepare_pipeline
+
+            self._kernels_loaded = True
+            prepare_pipeline(self, key, self._log)
         if self._background:
             self._follow_compiles(key)
         g = self._graphs.get(key) if self.use_graph else None
@@ -272,8 +282,8 @@ class GpuPipeline:
             self._graphs.move_to_end(key)
             g.replay(ds.stream.handle)
             self.replays += 1
-            for b in self._background:  # queued on the shape's first scan, captured since: starts after 100 replays
-                if b.queued:
+            for b in self._background:  # queued on the shape's first scan, captured since: starts after enough replays
+                if b.listening:
                     b.note_replay()
         else:
             self.enqueue(*key[:4])  # the first batch of a shape runs eagerly: it also warms everything up
@@ -300,12 +310,13 @@ class GpuPipeline:
 
     @property
     def compiling(self) -> bool:
-        """True while a runner's background compile is queued or running (its shape replays a graph of the
-        uncompiled network meanwhile)."""
+        """True while a runner's background tuning or compile is queued or running (its shape replays a graph of
+        the uncompiled network meanwhile)."""
         return any(b.pending for b in self._background)
 
     def wait_compiled(self, timeout: float | None = None) -> bool:
-        """Start any queued background compile and wait for it (at most timeout seconds); True when done."""
+        """Start any queued background tuning and compile and wait for them (at most timeout seconds); True when
+        done."""
         return all([b.wait(timeout) for b in self._background])
 
     def _collect(self, launched: tuple[int, int], keep_on_device: bool) -> list[ScanResult]:
@@ -316,6 +327,9 @@ class GpuPipeline:
         hs = self.slots[slot]
         self._dev(slot).stream.synchronize_to(hs.done)
         self._last = hs
+        if not self._first_collected:
+            self._first_collected = True
+            phases.mark("first scan")
         t = self.times()  # one reading of the batch's events, shared by its scans
         return [self._result(hs, b, keep_on_device, dict(t)) for b in range(batch)]
 
