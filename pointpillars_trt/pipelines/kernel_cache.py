@@ -1,8 +1,8 @@
 """A cold start's CUDA kernels compiled side by side, not one after another.
 
 Numba compiles a kernel on its first launch, under one process-wide lock: the 17 kernels of a scan took about 8 s of
-a cold first scan on an H200 (bench/results/startup_phases_h200.log: a 32.1 s first scan holding a 23.7 s Inductor
-compile, against 3.4 s warm) and take 17 s for their PTX alone on this project's 2-core CI machine
+a cold first scan on an H200 (profiled: a 32.1 s first scan holding a 23.7 s Inductor compile, against 3.4 s
+warm) and take 17 s for their PTX alone on this project's 2-core CI machine
 (tests/test_cuda_compile.py). Before a pipeline's first launch, its first scan runs once with every Numba launch
 recorded instead of run (record), the kernels Numba's disk cache (cache=True) lacks are compiled by child processes
 at once, each writing its kernels into that cache (fill), while this process runs the RPN's first call (cuDNN's
