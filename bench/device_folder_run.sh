@@ -19,16 +19,7 @@ F='triton_\|AUTOTUNE\|strides:\|dtypes:\|SingleProcess\|Autotune Choices\|num_ch
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 nproc | sed 's/^/host cores: /' | tee -a "$OUT/gpu.txt"
 S=/tmp/f7481; C=../shared/kitti/training/calib/000134.txt
-python3 - <<'EOF'
-import os, glob
-src = sorted(glob.glob("../shared/kitti/scans/*.bin")); os.makedirs("/tmp/f7481", exist_ok=True)
-for i in range(7481):
-    dst = f"/tmp/f7481/{i:06d}.bin"
-    if not os.path.exists(dst):
-        try: os.link(src[i % len(src)], dst)
-        except OSError: os.symlink(os.path.abspath(src[i % len(src)]), dst)
-print(len(os.listdir("/tmp/f7481")), "scans in /tmp/f7481 (hard links of", len(src), "shared scans)")
-EOF
+python3 bench/link_scans.py ../shared/kitti/scans $S --n 7481
 run() {  # name, then infer's arguments: whole-process wall time beside infer's own summary
   local name=$1; shift; local s=$(date +%s%N)
   timeout 300 python3 -m pointpillars_trt infer "$@" --device cuda --precision fp16 --batch 32 2>&1 | grep -v "$F" \

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pointpillars_trt import Detector  # noqa: E402
 from pointpillars_trt.io.kitti import Calib  # noqa: E402
@@ -27,20 +28,7 @@ from pointpillars_trt.io.points import read_points  # noqa: E402
 from pointpillars_trt.io.result_files import ResultFolder, ScanJob  # noqa: E402
 from pointpillars_trt.pipelines.prefetch import prefetched  # noqa: E402
 from pointpillars_trt.runs.single import WRITERS, run_settings  # noqa: E402
-
-
-def linked(scans: list[Path], n: int, where: Path) -> list[Path]:
-    """n names for the scans (hard links, else symlinks), cycling through them."""
-    where.mkdir(parents=True)
-    out = []
-    for i in range(n):
-        p = where / f"{i:06d}.bin"
-        try:
-            os.link(scans[i % len(scans)], p)
-        except OSError:
-            p.symlink_to(scans[i % len(scans)].resolve())
-        out.append(p)
-    return out
+from link_scans import linked  # noqa: E402  (bench/)
 
 
 def per_scan_us(seconds: float, n: int) -> str:
