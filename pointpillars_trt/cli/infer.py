@@ -45,6 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="keep detections scoring at least S (the model itself keeps >= its config's score_thresh, 0.1)")
     p.add_argument("--fail-fast", action="store_true",
                    help="stop at the first scan that fails (default: report it, go on, exit 1 at the end)")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run over a Ray cluster (needs the cluster extra): ADDRESS, else $RAY_ADDRESS, else a local "
+                        "cluster of this machine; one detector actor per GPU, the same files and resuming as without")
     p.add_argument("--show", type=int, default=None,
                    help="detections to print per scan (default 10; 0 with --out and several scans: the files hold them)")
     p.set_defaults(func=run)
@@ -66,7 +69,7 @@ def format_table(dets, class_names: tuple[str, ...], limit: int) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Check every input and the results already in --out, then infer_folder: the model loads once, batches run while
-    files are read and written on threads; print the summary."""
+    files are read and written on threads (or over a Ray cluster with --ray); print the summary."""
     if args.show is not None and args.show < 0:
         raise UserError(f"--show must be 0 or more, got {args.show}")
     if args.score_thresh is not None and not 0.0 <= args.score_thresh <= 1.0:
@@ -75,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     scans = collect_scans(args.scans)
     if args.out and args.out.exists() and not args.out.is_dir():
         raise UserError(f"--out {args.out} is a file; give a folder")
+    if args.ray is not None and not args.out:
+        raise UserError("--ray writes result files: give --out")
     if args.show is None:  # with --out the files hold the detections: a folder run prints one line a scan
         args.show = 0 if args.out and len(scans) > 1 else 10
 
@@ -92,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     reader = {k: getattr(args, k) for k in ("point_dims", "columns") if getattr(args, k, None) is not None}
     summary = infer_folder(detector_spec(args), scans, args.out, calib=args.calib, score_thresh=args.score_thresh,
                            force=args.force, read=read, reader=reader, check=vet, fail_fast=args.fail_fast,
-                           on_start=start,
+                           ray=(args.ray or True) if args.ray is not None else None, on_start=start,
                            on_result=lambda done: _report_one(done, args))
     for line in summary.lines():
         log.info(line)

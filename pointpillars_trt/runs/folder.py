@@ -1,5 +1,5 @@
 """infer_folder: detect objects in many scans and write their result files, resuming what a killed or interrupted run
-left, in one process (runs.single). `infer` is this function."""
+left, in one process (runs.single) or over a Ray cluster (runs.ray_run). `infer --out` is this function."""
 from __future__ import annotations
 
 import os
@@ -23,15 +23,16 @@ def infer_folder(model: Detector | DetectorSpec, scans: PathLike | Sequence[Path
                  calib: PathLike | None = None, score_thresh: float | None = None, force: bool = False,
                  read: Callable[[Path], Any] | None = None, reader: dict[str, Any] | None = None,
                  check: Callable[[int, Path], Any] | None = None, fail_fast: bool = False, progress: bool = True,
-                 on_start: Callable[[Detector], None] | None = None,
+                 ray: bool | str | None = None, on_start: Callable[[Detector], None] | None = None,
                  on_result: Callable[[Done], None] | None = None) -> FolderSummary:
     """Detect every scan (files, or a folder's scan files) and write <stem>.json, and <stem>.txt where a calib is
     known (`calib`: a file or a folder of <id>.txt; else KITTI's layout), into `out`. Finished results there are
     skipped; results of other settings (model, precision, threshold, `reader` options) are refused unless force.
 
-    model: a Detector, or a DetectorSpec (built here). read(path) gives points or (points, ScanStats); check(i, path)
-    vets scan i before anything loads (default: none); a scan that fails is counted with its reason in the summary
-    (fail_fast: raised). Ctrl-C finishes what is in flight; the summary says interrupted."""
+    model: a Detector (one process), or a DetectorSpec (built here; needed for ray). read(path) gives points or
+    (points, ScanStats); check(i, path) vets scan i before anything loads (default: none); a scan that fails is
+    counted with its reason in the summary (fail_fast: raised). ray: True joins $RAY_ADDRESS or starts a local
+    cluster, a string is the address. Ctrl-C finishes what is in flight; the summary says interrupted."""
     paths = _expand(scans)
     summary = FolderSummary(total=len(paths), out=Path(out) if out is not None else None)
     jobs = _jobs(paths, Path(calib) if calib is not None else None, check, summary.failed, fail_fast, out is not None)
@@ -53,7 +54,14 @@ def infer_folder(model: Detector | DetectorSpec, scans: PathLike | Sequence[Path
                      "(force / --force recomputes them)")
     if not plan.todo:
         return summary
-    if isinstance(model, Detector):
+    if ray:
+        if not isinstance(model, DetectorSpec) or folder is None:
+            raise UserError("a Ray run needs a DetectorSpec (each worker builds its own detector) and an out folder")
+        from pointpillars_trt.runs.ray_run import run_jobs_ray
+
+        ran = run_jobs_ray(model, plan.todo, folder, address=ray if isinstance(ray, str) else None, read=read,
+                           score_thresh=score_thresh, fail_fast=fail_fast, progress=progress)
+    elif isinstance(model, Detector):
         ran = _run_one(model, plan.todo, folder, read, score_thresh, fail_fast, progress, on_start, on_result)
     else:
         with model.build() as det:

@@ -53,6 +53,12 @@ class DetectorSpec:
         """The same model with some options replaced (e.g. device='cpu' for a worker without a GPU)."""
         return replace(self, options={**self.options, **options})
 
+    def absolute(self) -> "DetectorSpec":
+        """The same spec with its files (path, config, cache_dir) as absolute paths, for a process in another folder."""
+        opts = {k: os.path.abspath(v) if k in ("config", "cache_dir") and isinstance(v, (str, os.PathLike)) else v
+                for k, v in self.options.items()}
+        return replace(self, path=None if self.path is None else os.path.abspath(self.path), options=opts)
+
     def build(self) -> Detector:
         """The Detector (its model exported, engines built or tuned kernels loaded as its options say)."""
         if self.source == "checkpoint":

@@ -52,7 +52,7 @@ class FolderSummary:
             out.append(f"{self.total} scans: " + ", ".join(counts))
         if self.done > 1 and self.seconds > 0:
             line = f"{self.done} scans in {self.seconds:.2f} s: {_rate(self.rate)} scans/s end to end (read, detected, written)"
-            if self.steady_rate and self.warmup_scans:
+            if self.steady_rate and self.warmup_scans and self.done >= 2 * self.warmup_scans:  # enough after it
                 n = self.warmup_scans
                 line += (f"; {_rate(self.steady_rate)} scans/s after the first batch ({n} scan{'s' * (n != 1)}, "
                          f"{self.warmup_seconds:.2f} s with warm-up)")
