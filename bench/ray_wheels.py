@@ -1,6 +1,7 @@
 """The wheels that bring Ray Data to the device machine (Python 3.12, no network) within its 64 MiB carry: ray's cp312
 manylinux2014 wheel repacked without what a Python-only Ray Data run never loads (DROP: 37 MB of 79, Java's 32 of
-them), plus the dependencies that machine lacks (jsonschema, jsonschema-specifications, referencing, rpds-py, fsspec). Written to the git-ignored .whl/.
+them), plus the dependencies that machine lacks (jsonschema, jsonschema-specifications, referencing, rpds-py, fsspec;
+packaging in case). Written to the git-ignored .whl/.
 
     python bench/ray_wheels.py            # then carry .whl; on the device:
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
@@ -18,7 +19,7 @@ import zipfile
 from pathlib import Path
 
 RAY = "ray==2.60.0"
-MISSING_THERE = ["jsonschema", "jsonschema-specifications", "referencing", "rpds-py", "fsspec"]
+MISSING_THERE = ["jsonschema", "jsonschema-specifications", "referencing", "rpds-py", "fsspec", "packaging"]
 #: what a Python-only Ray Data run never loads: Java workers (32 MB), the dashboard's web client (include_dashboard=False),
 #: RLlib, Serve, LLM (5 MB more)
 DROP = ("ray/jars/", "ray/dashboard/client/", "ray/rllib/", "ray/serve/", "ray/llm/")

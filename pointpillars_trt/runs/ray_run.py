@@ -42,6 +42,7 @@ def run_jobs_ray(spec: DetectorSpec, jobs: Sequence[ScanJob], folder: ResultFold
     ray = connect(address)
     import ray.data
 
+    spec = spec.absolute()  # workers do not run in this folder, nor with this process's environment
     model = spec.prepare()  # the ONNX export once, here, not in every actor at once
     log.info(f"model files ready: {model.onnx_dir}")
     ctx = ray.data.DataContext.get_current()
@@ -50,7 +51,7 @@ def run_jobs_ray(spec: DetectorSpec, jobs: Sequence[ScanJob], folder: ResultFold
     b = max(1, spec.max_batch)
     rows = [{"k": k, "path": str(j.source), "file": os.path.abspath(j.source), "stem": j.stem,
              "has_calib": j.calib is not None, "calib": _flat_calib(j.calib)} for k, j in enumerate(jobs)]
-    pool = actor_pool(ray, spec.absolute())  # workers do not run in this folder: every path absolute
+    pool = actor_pool(ray, spec)
     ds = (ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // b)))
           .map_batches(_read_batch, batch_size=b, fn_kwargs={"read": read}, num_cpus=pool.task_cpus)
           .map_batches(DetectScans, batch_size=b * CALL_BATCHES, compute=pool.strategy, num_gpus=pool.gpus,
@@ -60,8 +61,7 @@ def run_jobs_ray(spec: DetectorSpec, jobs: Sequence[ScanJob], folder: ResultFold
     log.info(f"Ray: {pool.describe()}, batches of {b}")
     bar = log.progress(total=len(jobs), unit="scan", desc="infer --ray", smoothing=0.05) if progress and _tty() else None
     ready = first = float("inf")  # when the first actor had its model loaded; when the first results came back
-    with stop_on_interrupt(lambda: log.warn("interrupted: stopping; the files finished are kept, a rerun does the "
-                                            "rest (Ctrl-C again stops at once)")) as stop:
+    with stop_on_interrupt() as stop:
         try:
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
                 now = time.time()
@@ -73,6 +73,7 @@ def run_jobs_ray(spec: DetectorSpec, jobs: Sequence[ScanJob], folder: ResultFold
                 if bar is not None:
                     bar.update(len(batch["k"]))
                 if stop.is_set():
+                    log.warn("interrupted: stopping; the files finished are kept, a rerun does the rest")
                     break
         finally:
             summary.interrupted = stop.is_set()
@@ -150,7 +151,8 @@ class DetectScans:
         b = self.det.max_batch
         pad = (-len(arrays)) % b if self.det.device == "cuda" and 0 < len(arrays) < b else 0
         rows, errors = [b""] * n, list(batch["error"])  # a short call runs as a full batch: no new batch shape
-        for i, (_, res) in zip(todo, self.det.stream(arrays + arrays[:1] * pad, prefetch=0)):
+        results = [res for _, res in self.det.stream(arrays + arrays[:1] * pad, prefetch=0)]  # all: the GPU's done
+        for i, res in zip(todo, results):
             if isinstance(res, Exception):
                 errors[i] = named(batch["path"][i], reason(res))
                 continue

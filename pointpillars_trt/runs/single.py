@@ -82,11 +82,18 @@ def run_jobs(detector: Detector, jobs: Sequence[ScanJob], folder: ResultFolder |
             if bar is not None:
                 bar.update(1)
 
-    with stop_on_interrupt(lambda: log.warn("interrupted: finishing the scans in flight (Ctrl-C again stops at once)")) as stop, \
-            ThreadPoolExecutor(WRITERS, thread_name_prefix="result-write") as writer:
+    said: list[bool] = []  # whether the interruption was announced (here, not in the signal handler)
+
+    def announce() -> None:
+        if not said:
+            said.append(True)
+            log.warn("interrupted: finishing the scans in flight (Ctrl-C again stops at once)")
+
+    with stop_on_interrupt() as stop, ThreadPoolExecutor(WRITERS, thread_name_prefix="result-write") as writer:
         def feed() -> Iterator[Any]:
             for job in jobs:
                 if stop.is_set():
+                    announce()
                     return
                 fed.append(job)
                 yield job.source
@@ -111,6 +118,8 @@ def run_jobs(detector: Detector, jobs: Sequence[ScanJob], folder: ResultFolder |
             summary.seconds = time.perf_counter() - t0
             summary.warmup_scans = min(summary.warmup_scans, summary.done)
             summary.interrupted = stop.is_set()
+            if stop.is_set():
+                announce()
             if bar is not None:
                 bar.close()
     return summary

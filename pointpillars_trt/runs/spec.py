@@ -54,9 +54,11 @@ class DetectorSpec:
         return replace(self, options={**self.options, **options})
 
     def absolute(self) -> "DetectorSpec":
-        """The same spec with its files (path, config, cache_dir) as absolute paths, for a process in another folder."""
+        """The same spec with its files (path, config, cache_dir: this process's default if not given) as absolute
+        paths, for processes elsewhere (Ray workers) to find what this one prepared."""
+        opts = {"cache_dir": default_cache_dir(), **self.options}
         opts = {k: os.path.abspath(v) if k in ("config", "cache_dir") and isinstance(v, (str, os.PathLike)) else v
-                for k, v in self.options.items()}
+                for k, v in opts.items()}
         return replace(self, path=None if self.path is None else os.path.abspath(self.path), options=opts)
 
     def build(self) -> Detector:
