@@ -166,3 +166,18 @@ def test_the_api_runs_a_folder_and_a_spec_resumes_it(onnx_dir, tmp_path):
     assert spec.identity() == model_id
     s = infer_folder(spec, scans, tmp_path / "out", score_thresh=0.2, progress=False)
     assert (s.done, s.skipped) == (0, 3)
+
+
+def test_the_readme_example_runs_as_written(tmp_path):
+    """The Python block of README.md's "Folder runs" section, from a scratch folder holding the repository's data/;
+    run twice, the second run skips the scan."""
+    import re
+
+    section = (REPO / "README.md").read_text().split("## Folder runs", 1)[1].split("\n## ", 1)[0]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    (tmp_path / "data").symlink_to(REPO / "data")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for want in ("1 0 [] ", "0 1 [] "):
+        r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0 and r.stdout.startswith(want), r.stderr
+    assert sorted(os.listdir(tmp_path / "results")) == ["000000.json", "000000.txt"]
