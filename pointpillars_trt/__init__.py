@@ -11,11 +11,14 @@ from pointpillars_trt.errors import UserError
 from pointpillars_trt.model.config import AnchorClass, PointPillarsConfig
 
 __version__ = "0.1.0"
-__all__ = ["AnchorClass", "Calib", "Detections", "Detector", "DevicePoints", "PointPillarsConfig", "ScanResult", "UserError",
-           "VoxelStats", "__version__"]
+__all__ = ["AnchorClass", "Calib", "Detections", "Detector", "DetectorSpec", "DevicePoints", "FolderSummary",
+           "PointPillarsConfig", "ScanResult", "UserError", "VoxelStats", "__version__", "infer_folder"]
 
 _LAZY = {
     "Detector": "pointpillars_trt.api",
+    "DetectorSpec": "pointpillars_trt.runs.spec",
+    "FolderSummary": "pointpillars_trt.runs.summary",
+    "infer_folder": "pointpillars_trt.runs.folder",
     "Calib": "pointpillars_trt.io.kitti",
     "Detections": "pointpillars_trt.io.detections",
     "ScanResult": "pointpillars_trt.pipelines.cpu",

@@ -15,6 +15,7 @@ from pointpillars_trt import log, phases
 from pointpillars_trt.cache_dir import default_cache_dir
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.io.detections import Detections
+from pointpillars_trt.model import identity as model_identity
 from pointpillars_trt.model import store
 from pointpillars_trt.model import tensor_names as tn
 from pointpillars_trt.model.config import PointPillarsConfig
@@ -92,9 +93,11 @@ class Detector:
     """
 
     def __init__(self, pipeline: Any, *, cfg: PointPillarsConfig, model: store.ModelFiles, backend: str, device: str,
-                 precision: str, description: str, max_batch: int = 1) -> None:
+                 precision: str, description: str, max_batch: int = 1,
+                 identity: Callable[[], str] | None = None) -> None:
         """Wrap a pipeline that is already entered (runners loaded); prefer the from_* constructors."""
         self._pipeline, self._cfg, self._model = pipeline, cfg, model
+        self._identity, self._model_id = identity, None
         self._backend, self._device, self._precision = backend, device, precision
         self._description, self._max_batch = description, max_batch
         self._device_id = int(getattr(pipeline, "device_id", 0))
@@ -112,7 +115,7 @@ class Detector:
         threads; max_batch: scans per GPU batch; gpu_options go to the GPU pipeline."""
         return cls._build(lambda cfg, cache: store.from_checkpoint(path, cfg, cache), config=config, precision=precision,
                           backend=backend, device=device, cache_dir=cache_dir, threads=threads, max_batch=max_batch,
-                          **gpu_options)
+                          identity=lambda cfg: model_identity.of_checkpoint(path, cfg), **gpu_options)
 
     @classmethod
     def from_onnx(cls, onnx_dir: str | os.PathLike, **options: Any) -> "Detector":
@@ -120,25 +123,28 @@ class Detector:
         manifest's config must match ``config``; the torch backend needs the checkpoint the manifest names."""
         given = options.get("config")
         name = "the default" if given is None else "the given config" if isinstance(given, PointPillarsConfig) else str(given)
-        return cls._build(lambda cfg, cache: store.from_onnx_dir(onnx_dir, cfg, name), **options)
+        return cls._build(lambda cfg, cache: store.from_onnx_dir(onnx_dir, cfg, name),
+                          identity=lambda cfg: model_identity.of_onnx(onnx_dir, cfg), **options)
 
     @classmethod
     def default(cls, **options: Any) -> "Detector":
         """The project's default model (store.default_model): KITTI PointPillars trained on the project's synthetic
         scenes, shipped with the package (data/models/MODEL_CARD.md); options as from_checkpoint."""
-        return cls._build(store.default_model, **options)
+        return cls._build(store.default_model, identity=lambda cfg: model_identity.of_checkpoint(store.DEFAULT_CHECKPOINT, cfg),
+                          **options)
 
     @classmethod
     def random_init(cls, *, seed: int = 0, **options: Any) -> "Detector":
         """The seeded random-init model the project makes itself (UNTRAINED; for trying the tool); options as
         from_checkpoint."""
-        return cls._build(lambda cfg, cache: store.random_init(cfg, cache, seed), **options)
+        return cls._build(lambda cfg, cache: store.random_init(cfg, cache, seed),
+                          identity=lambda cfg: model_identity.of_random_init(seed, cfg), **options)
 
     @classmethod
     def _build(cls, resolve: Callable[[PointPillarsConfig, Path], store.ModelFiles], *, config: Config = None,
                precision: str = "fp32", backend: str = "auto", device: str = "auto",
                cache_dir: str | os.PathLike | None = None, threads: int | None = None, max_batch: int = 1,
-               **gpu_options: Any) -> "Detector":
+               identity: Callable[[PointPillarsConfig], str] | None = None, **gpu_options: Any) -> "Detector":
         from pointpillars_trt.pipelines.factory import make_pipeline
 
         for name, value, choices in (("precision", precision, tn.PRECISIONS), ("backend", backend, BACKENDS),
@@ -165,7 +171,7 @@ class Detector:
         pipe.__enter__()
         phases.mark("pipeline entered (networks on the device)")
         return cls(pipe, cfg=cfg, model=model, backend=be, device=dev, precision=precision, description=desc,
-                   max_batch=max_batch)
+                   max_batch=max_batch, identity=None if identity is None else lambda: identity(cfg))
 
     # ---- what runs -----------------------------------------------------------------------------------------
     @property
@@ -189,6 +195,17 @@ class Detector:
     @property
     def max_batch(self) -> int:
         return self._max_batch
+
+    @property
+    def model_id(self) -> str:
+        """The weights' sha256 (16 hex) and the config's digest: what result files record to tell models apart (an
+        export and its checkpoint are one model)."""
+        if self._model_id is None:
+            m = self._model
+            self._model_id = (self._identity() if self._identity is not None else
+                              model_identity.of_checkpoint(m.checkpoint, self._cfg) if m.checkpoint else
+                              model_identity.of_onnx(m.onnx_dir, self._cfg))
+        return self._model_id
 
     @property
     def untrained(self) -> bool:
@@ -298,7 +315,7 @@ class Detector:
                 if scans:
                     yield scans
 
-        runs = pipe.run_batches(batches()) if hasattr(pipe, "run_batches") else map(self._run_reporting, batches())
+        runs = self._run_batches(pipe, batches()) if hasattr(pipe, "run_batches") else map(self._run_reporting, batches())
         # (a pipeline without run_batches, e.g. the CPU one, runs each chunk as it comes)
         for results in runs:
             while not queued[0][2]:  # chunks with nothing to run, in their place
@@ -330,8 +347,25 @@ class Detector:
             return [pipe.run(s) for s in scans]
         b = self._max_batch
         chunks = (scans[k:k + b] for k in range(0, len(scans), b))
-        runs = pipe.run_batches(chunks) if hasattr(pipe, "run_batches") else map(pipe.run_batch, chunks)
+        runs = self._run_batches(pipe, chunks) if hasattr(pipe, "run_batches") else map(pipe.run_batch, chunks)
         return [r for rs in runs for r in rs]
+
+    def _run_batches(self, pipe: Any, chunks: Iterable[list[Any]]) -> Iterator[list[ScanResult]]:
+        """pipe.run_batches, with a short chunk after a full one padded to max_batch with its first scan (those
+        results dropped): a folder's last batch, or one with a bad file taken out, then replays the full batch's
+        graph and compiled RPN instead of capturing a new batch shape (on the torch backend: compiling it, which
+        is a minute of Inductor tuning on a fresh machine). Costs the padded scans' GPU time, once."""
+        sizes: deque[int] = deque()
+
+        def padded() -> Iterator[list[Any]]:
+            full = False
+            for chunk in chunks:
+                sizes.append(len(chunk))
+                full = full or len(chunk) == self._max_batch
+                yield chunk + [chunk[0]] * (self._max_batch - len(chunk)) if full else chunk
+
+        for results in pipe.run_batches(padded()):
+            yield results[:sizes.popleft()]
 
     def _scan(self, points: Any) -> Any:
         return as_scan(points, gpu=self._device == "cuda", device_id=self._device_id)

@@ -145,6 +145,15 @@ def test_batch_equals_single_scans_and_infer(gpu, scans, api_cache, tmp_path):  
         assert_same_detections(Detections.from_array(a), s, tol=2e-4)
 
 
+def test_a_short_last_batch_runs_as_a_full_one(gpu, scans):
+    """A stream of 6 scans in batches of 4: the last 2 are padded to 4 (results dropped), so they replay the batch-4
+    graph instead of capturing (and on the torch backend compiling) a batch-2 shape; results as scan by scan."""
+    got = [r for _, r in gpu.stream(scans[:6], prefetch=0)]
+    assert 2 not in {key[0] for key in gpu.pipeline._graphs} and 4 in {key[0] for key in gpu.pipeline._graphs}
+    for r, p in zip(got, scans[:6]):
+        assert_same_detections(r.detections, gpu(p))
+
+
 def test_device_input_time_saved_per_scan(gpu, scans):
     """Side by side in one run: median wall time per scan for NumPy input vs the same points as a torch CUDA tensor."""
     import torch

@@ -12,9 +12,8 @@ from pointpillars_trt import log
 from pointpillars_trt.cli.model_options import add_model_args, make_detector
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.io.detections import Detections
-from pointpillars_trt.cli.infer import image_shape
 from pointpillars_trt.cli.point_options import point_reader
-from pointpillars_trt.io.kitti import Calib, detections_to_kitti, write_labels
+from pointpillars_trt.io.kitti import Calib, detections_to_kitti, scan_image_shape, write_labels
 from pointpillars_trt.io.points import read_bin
 
 
@@ -85,7 +84,7 @@ def run_eval_data(args: argparse.Namespace) -> int:
         for fid in log.progress(ids, unit="frame", desc="detect", disable=not sys.stderr.isatty() and len(ids) < 50):
             scan = root / "velodyne" / f"{fid}.bin"
             calib = calibs[fid]
-            shape = image_shape(scan)
+            shape = scan_image_shape(scan)
             pts = read_bin(scan)
             if not args.no_fov_crop:
                 pts = pts[fov_mask(pts, calib, shape)]

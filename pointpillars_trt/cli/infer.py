@@ -2,22 +2,18 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-
 from pointpillars_trt import log
 from pointpillars_trt.api import Detector
-from pointpillars_trt.cli.model_options import add_model_args, make_detector
+from pointpillars_trt.cli.model_options import add_model_args, detector_spec
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.cli.point_options import add_point_args, collect_scans, point_checker, point_reader
 from pointpillars_trt.io.rosbag import is_bag
 from pointpillars_trt.model import store
-from pointpillars_trt.io.kitti import KITTI_IMAGE_SHAPE, Calib, detections_to_json, detections_to_kitti, write_labels
-
-DEFAULT_IMAGE_SHAPE = KITTI_IMAGE_SHAPE  # used to clip 2D boxes when no image_2 file is found
+from pointpillars_trt.runs.folder import infer_folder
+from pointpillars_trt.runs.single import Done
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -26,11 +22,18 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Detect objects in LiDAR scans: KITTI .bin (N x 4 float32: x, y, z, intensity, lidar frame), "
                     ".npy/.npz, .pcd, .ply (--point-dims/--columns for other .bin layouts). Every input is checked "
                     "before the model loads; a scan that fails is reported and skipped (exit 1 at the end). "
-                    "Prints a table per scan; with --out writes <scan>.json (lidar frame) and, when a calib is known, "
-                    "<scan>.txt in KITTI's 16-column result format (camera frame).",
+                    "Prints a line (and a table) per scan; with --out writes <scan>.json (lidar frame) and, when a calib "
+                    "is known, <scan>.txt in KITTI's 16-column result format (camera frame). A folder runs at the "
+                    "GPU's pace with --batch 32: files are read and results written on threads while the GPU runs.\n\n"
+                    "Runs resume: run the same command again after Ctrl-C or a kill and it skips the scans whose "
+                    "results are there (each file is written whole, under a temporary name first), and says how many "
+                    "it skipped. Each JSON records the model, precision, score threshold and point options it was "
+                    "made with; results of other settings in --out are refused (--force recomputes everything). "
+                    "Ctrl-C finishes and writes the scans in flight, prints the summary and exits with 130.",
         epilog="examples:\n"
                "  python -m pointpillars_trt infer data/sample/training/velodyne/000000.bin --random-init\n"
                "  python -m pointpillars_trt infer scans/ --checkpoint pointpillar_7728.pth --out results/ --precision fp16\n"
+               "  python -m pointpillars_trt infer scans/ --out results/ --precision fp16 --batch 32   # GPU: a folder at speed\n"
                "  python -m pointpillars_trt infer drive_bag/ --topic /velodyne_points --out results/ --mcap drive.mcap\n"
                "calib: --calib FILE or DIR; by default a scan in KITTI's layout (…/velodyne/ID.bin) uses …/calib/ID.txt.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -39,40 +42,23 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_model_args(p)
     add_point_args(p)
     p.add_argument("--calib", type=Path, help="KITTI calib file (all scans) or folder of <id>.txt")
-    p.add_argument("--out", type=Path, help="folder for result files (created); existing files need --force")
-    p.add_argument("--force", action="store_true", help="overwrite existing result files")
+    p.add_argument("--out", type=Path, help="folder for result files (created); a rerun skips the scans already done")
+    p.add_argument("--force", action="store_true",
+                   help="recompute every scan and overwrite its result files, whatever made them")
     p.add_argument("--score-thresh", type=float, default=None, metavar="S",
                    help="keep detections scoring at least S (the model itself keeps >= its config's score_thresh, 0.1)")
     p.add_argument("--fail-fast", action="store_true",
                    help="stop at the first scan that fails (default: report it, go on, exit 1 at the end)")
-    p.add_argument("--show", type=int, default=10, help="detections to print per scan (default 10, 0 = none)")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run over a Ray cluster (needs the cluster extra): ADDRESS, else $RAY_ADDRESS, else a local "
+                        "cluster of this machine; one detector actor per GPU, the same files and resuming as without")
+    p.add_argument("--show", type=int, default=None,
+                   help="detections to print per scan (default 10; 0 with --out and several scans: the files hold them)")
     from pointpillars_trt.cli.infer_bag import add_bag_args
 
     add_bag_args(p)
     p.set_defaults(func=run)
     return p
-
-
-def find_calib(scan: Path, calib: Path | None) -> Path | None:
-    """The calib for a scan: --calib file/folder, else KITTI layout's sibling calib/<id>.txt, else None."""
-    if calib is not None:
-        c = calib / f"{scan.stem}.txt" if calib.is_dir() else calib
-        if not c.is_file():
-            raise UserError(f"calib not found: {c}")
-        return c
-    c = scan.parent.parent / "calib" / f"{scan.stem}.txt"
-    return c if scan.parent.name == "velodyne" and c.is_file() else None
-
-
-def image_shape(scan: Path) -> tuple[int, int]:
-    """(height, width) of the KITTI image_2 beside the scan, for clipping 2D boxes; KITTI's usual size otherwise."""
-    img = scan.parent.parent / "image_2" / f"{scan.stem}.png"
-    if scan.parent.name == "velodyne" and img.is_file():
-        from PIL import Image
-
-        with Image.open(img) as im:
-            return im.size[1], im.size[0]
-    return DEFAULT_IMAGE_SHAPE
 
 
 def format_table(dets, class_names: tuple[str, ...], limit: int) -> str:
@@ -89,8 +75,9 @@ def format_table(dets, class_names: tuple[str, ...], limit: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check every input, load the model once, detect scan by scan (skipping failures unless --fail-fast), summarise."""
-    if args.show < 0:
+    """Check every input and the results already in --out, then infer_folder: the model loads once, batches run while
+    files are read and written on threads (or over a Ray cluster with --ray); print the summary."""
+    if args.show is not None and args.show < 0:
         raise UserError(f"--show must be 0 or more, got {args.show}")
     if args.score_thresh is not None and not 0.0 <= args.score_thresh <= 1.0:
         raise UserError(f"--score-thresh must be in [0, 1], got {args.score_thresh}")
@@ -101,143 +88,61 @@ def run(args: argparse.Namespace) -> int:
     if args.topic or args.intensity_field:
         raise UserError("--topic / --intensity-field are for ROS bags; the inputs are scan files")
     infer_bag.check_viewer_outputs(args)
-    read = point_reader(args)
+    if args.ray is not None and (args.mcap or args.rerun):
+        raise UserError("--mcap / --rerun record one process's scans in order: run them without --ray")
+    read, check = point_reader(args), point_checker(args)
     scans = collect_scans(args.scans)
     if args.out and args.out.exists() and not args.out.is_dir():
         raise UserError(f"--out {args.out} is a file; give a folder")
-    stems = Counter(s.stem for s in scans)
-    if args.out and max(stems.values()) > 1:
-        raise UserError(f"two scans named {stems.most_common(1)[0][0]} would write the same result file; use separate --out folders")
-    failed: list[tuple[Path, str]] = []
-    calibs = _check_inputs(scans, args, read, point_checker(args), failed)  # before the model loads
-    if not calibs:
-        raise UserError(failed[0][1] if len(failed) == 1 else f"none of the {len(scans)} scans can be read (first: {failed[0][1]})")
-    if args.out:
-        targets = [args.out / f"{s.stem}.json" for s in calibs] + [args.out / f"{s.stem}.txt" for s, c in calibs.items() if c]
-        clash = [t for t in targets if t.exists()]
-        if clash and not args.force:
-            raise UserError(f"{clash[0]} exists ({len(clash)} result file(s) would be overwritten); pass --force or another --out")
-        args.out.mkdir(parents=True, exist_ok=True)
-    totals = []
-    names = store.load_config(args.config).class_names
-    with infer_bag.open_viewer_sinks(args, names, stamped=False) as sinks, make_detector(args) as det:
+    if args.ray is not None and not args.out:
+        raise UserError("--ray writes result files: give --out")
+    if args.show is None:  # with --out the files hold the detections: a folder run prints one line a scan
+        args.show = 0 if args.out and len(scans) > 1 else 10
+
+    def vet(i: int, scan: Path) -> None:
+        """The first scan read whole (a wrong --columns fails once, here), the others checked by size and header:
+        reading a KITTI folder twice would take seconds before the GPU starts. What only a full read finds (NaN-only
+        points, a bad .npy body) is reported in the scan's turn."""
+        read(scan) if i == 0 else check(scan)
+
+    def start(det: Detector) -> None:
         log.info(det.description)
         if det.untrained:
             log.warn("UNTRAINED random-init model: boxes are meaningless; pass --checkpoint with trained OpenPCDet weights")
-        for i, (scan, got) in enumerate(_batches(det, list(calibs), read)):
-            try:
-                if isinstance(got, Exception):
-                    raise got
-                totals.append(_report_one(det, scan, *got, calibs[scan], args, first=not totals))
-                sinks.write(i, None, "lidar", got[0], got[2].detections.above(args.score_thresh or 0.0))
-            except Exception as e:  # noqa: BLE001  one bad scan must not end a folder run
-                if args.fail_fast:  # a user error names its scan; anything else keeps its traceback
-                    raise (UserError(_named(scan, str(e))) if isinstance(e, UserError) else e) from None
-                failed.append((scan, _named(scan, _reason(e))))
-                log.warn(f"failed, skipped: {failed[-1][1]}")
-    return _summary(scans, totals, failed, args.out)
+
+    reader = {k: getattr(args, k) for k in ("point_dims", "columns") if getattr(args, k, None) is not None}
+    names = store.load_config(args.config).class_names
+    with infer_bag.open_viewer_sinks(args, names, stamped=False) as sinks:
+        def result(done: Done) -> None:
+            _report_one(done, args)
+            if sinks:  # the viewers' point clouds: the scan read again (only when --mcap / --rerun ask for them)
+                got = read(done.job.source)
+                sinks.write(done.index, None, "lidar", got[0] if isinstance(got, tuple) else got, done.detections)
+
+        summary = infer_folder(detector_spec(args), scans, args.out, calib=args.calib, score_thresh=args.score_thresh,
+                               force=args.force, read=read, reader=reader, check=vet, fail_fast=args.fail_fast,
+                               ray=(args.ray or True) if args.ray is not None else None, on_start=start,
+                               on_result=result)
+    for line in summary.lines():
+        log.info(line)
+    return 130 if summary.interrupted else 1 if summary.failed else 0
 
 
-def _batches(det: Detector, scans: list[Path], read):
-    """(scan, (points, read stats, ScanResult) or the exception) in order, through Detector.stream: files are read
-    on threads two batches ahead, and on the GPU batch i+1 is staged and queued while batch i runs."""
-    kept: dict[Path, list] = {}  # (points, read stats) of the scans read and not yet reported (a path given twice: two)
-
-    def read_keep(scan: Path) -> np.ndarray:
-        got = read(scan)
-        kept.setdefault(scan, []).append(got)
-        return got[0]
-
-    b = max(1, det.max_batch)
-    for scan, res in _progress(det.stream(scans, prefetch=2 * b, read=read_keep), len(scans)):
-        got = kept[scan].pop() if kept.get(scan) else None
-        yield scan, (res if isinstance(res, Exception) else (*got, res))
-
-
-def _check_inputs(scans: list[Path], args: argparse.Namespace, read, check,
-                  failed: list[tuple[Path, str]]) -> dict[Path, Calib | None]:
-    """{scan: calib} of the scans that pass; the others go to `failed` (raise with --fail-fast). The first scan is
-    read whole (a wrong --columns fails once, here); the others get the checks their size and header allow (missing,
-    empty, truncated, wrong format), since reading a KITTI folder here too would take seconds before the GPU starts.
-    What only a full read finds (NaN-only points, a bad .npy body) is reported when the scan's turn comes."""
-    ok: dict[Path, Calib | None] = {}
-    for i, scan in enumerate(scans):
-        try:
-            read(scan) if i == 0 else check(scan)
-            c = find_calib(scan, args.calib)
-            ok[scan] = Calib.read(c) if c else None
-        except UserError as e:
-            if args.fail_fast or len(scans) == 1:
-                raise
-            failed.append((scan, _named(scan, str(e))))
-            log.warn(f"skipped: {failed[-1][1]}")
-    return ok
-
-
-def _reason(e: Exception) -> str:
-    """One line for the summary: a UserError's message, else the exception type and its first line."""
-    text = str(e).splitlines()[0] if str(e) else ""
-    return text if isinstance(e, UserError) else f"{type(e).__name__}: {text}"
-
-
-def _named(scan: Path, why: str) -> str:
-    """The reason, prefixed with the scan's path unless it already names it."""
-    return why if str(scan) in why else f"{scan}: {why}"
-
-
-def _summary(scans: list[Path], totals: list[float], failed: list[tuple[Path, str]], out: Path | None) -> int:
-    """Timing line, where the results are, and what failed and why; 1 if anything failed."""
-    if len(totals) > 2:  # the first scan carries JIT compilation and warm-up: leave it out of the summary
-        t = np.array(totals[1:]) * 1000
-        log.info(f"{len(totals)} scans: {np.median(t):.1f} ms median per scan after the first ({totals[0] * 1000:.0f} ms, warm-up)")
-    if out:
-        log.info(f"results in {out}/")
-    if not failed:
-        return 0
-    log.info(f"{len(totals)} of {len(scans)} scans done; {len(failed)} failed:")
-    for _, why in failed:
-        log.info(f"  {why}")
-    return 1
-
-
-def _progress(items, n_scans: int):
-    """A progress bar (in scans) for long runs on a terminal."""
-    if n_scans > 20 and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(total=n_scans, unit="scan")
-        for item in items:
-            yield item
-            bar.update(1)
-        bar.close()
-    else:
-        yield from items
-
-
-def _report_one(det: Detector, scan: Path, points: np.ndarray, rd, res, calib: Calib | None,
-                args: argparse.Namespace, first: bool) -> float:
-    """Report and write one scan's result; returns the pipeline's seconds."""
-    if rd.num_nonfinite:
+def _report_one(done: Done, args: argparse.Namespace) -> None:
+    """One scan's line (and table): its counts, warnings about what was dropped, the pipeline's time."""
+    det = done.detector
+    scan, rd, st, dets, names = done.job.source, done.read_info, done.result.stats, done.detections, det.cfg.class_names
+    if rd is not None and rd.num_nonfinite:
         log.warn(f"{scan}: dropped {rd.num_nonfinite} point(s) with NaN/Inf coordinates")
-    st, dets, names = res.stats, res.detections, det.cfg.class_names
-    if args.score_thresh is not None:
-        dets = dets.above(args.score_thresh)
     if st.dropped_max_pillars:
         log.warn(f"{scan}: more than max_pillars={det.cfg.max_pillars} pillars; {st.dropped_max_pillars} point(s) "
                  "that would open further pillars were dropped (as OpenPCDet does)")
     if st.num_pillars == 0:
         log.warn(f"{scan}: no point inside the point cloud range {det.cfg.point_cloud_range}: no detections")
     per_class = Counter(names[l - 1] for l in dets.labels)
-    ms = 1000 * res.times["total"]
-    print(f"{scan}: {len(points)} points, {st.num_pillars} pillars, {len(dets)} detections "
-          f"({', '.join(f'{n} {per_class.get(n, 0)}' for n in names)}) in {ms:.0f} ms"
-          + (" (first scan: includes warm-up and JIT compilation)" if first else ""))
+    points = f"{rd.num_points} points, " if rd is not None else ""
+    print(f"{scan}: {points}{st.num_pillars} pillars, {len(dets)} detections "
+          f"({', '.join(f'{n} {per_class.get(n, 0)}' for n in names)}) in {1000 * done.result.times['total']:.0f} ms"
+          + (" (first scan: includes warm-up and JIT compilation)" if done.index == 0 else ""))
     if args.show and len(dets):
         print(format_table(dets, names, args.show))
-    if args.out:
-        meta = {"scan": str(scan), "model": det.description, "untrained": det.untrained}
-        (args.out / f"{scan.stem}.json").write_text(detections_to_json(dets.boxes, dets.scores, dets.labels, names, meta))
-        if calib is not None:
-            write_labels(args.out / f"{scan.stem}.txt",
-                         detections_to_kitti(dets.boxes, dets.scores, dets.labels, names, calib, image_shape(scan)))
-    return res.times["total"]

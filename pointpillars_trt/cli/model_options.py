@@ -11,6 +11,7 @@ from pointpillars_trt.errors import UserError
 from pointpillars_trt.model import tensor_names as tn
 from pointpillars_trt.cache_dir import default_cache_dir
 from pointpillars_trt.model import store
+from pointpillars_trt.runs.spec import DetectorSpec
 
 
 #: the GPU pipeline's options the flags set: option -> (argparse dest turning it off, the flags to name in errors)
@@ -72,8 +73,8 @@ def model_files(args: argparse.Namespace) -> store.ModelFiles:
     return store.default_model(cfg, Path(args.cache_dir))
 
 
-def make_detector(args: argparse.Namespace, **gpu_options: Any) -> Detector:
-    """The Detector the options name (only turns options into a Detector.from_checkpoint/from_onnx/random_init call);
+def detector_spec(args: argparse.Namespace, **gpu_options: Any) -> DetectorSpec:
+    """The DetectorSpec the options name (a Detector.from_checkpoint/from_onnx/default/random_init call as data);
     gpu_options (e.g. `bench --compare`'s) go to the GPU pipeline beside the flags' own."""
     _check_one_model(args)
     options = dict(config=args.config, precision=args.precision, backend=args.backend, device=args.device,
@@ -88,9 +89,14 @@ def make_detector(args: argparse.Namespace, **gpu_options: Any) -> Detector:
         raise UserError(f"{', '.join(flags)} set the GPU pipeline, and this run is on the CPU; drop "
                         f"{'it' if len(flags) == 1 else 'them'}, or run on a GPU (--device cuda)")
     if args.onnx_dir:
-        return Detector.from_onnx(args.onnx_dir, **options)
+        return DetectorSpec.onnx(args.onnx_dir, **options)
     if args.random_init:
-        return Detector.random_init(**options)
+        return DetectorSpec.random_init(**options)
     if args.checkpoint:
-        return Detector.from_checkpoint(args.checkpoint, **options)
-    return Detector.default(**options)
+        return DetectorSpec.checkpoint(args.checkpoint, **options)
+    return DetectorSpec.default(**options)
+
+
+def make_detector(args: argparse.Namespace, **gpu_options: Any) -> Detector:
+    """The Detector the options name (only turns options into a Detector.from_checkpoint/from_onnx/random_init call)."""
+    return detector_spec(args, **gpu_options).build()

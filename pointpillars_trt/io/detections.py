@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from pointpillars_trt.io.kitti import Calib, KittiObjects
 
 BOX_KEYS = ("x", "y", "z", "dx", "dy", "dz", "yaw")
+#: one detection of to_json: %.6f and %.5f give the floats that to_dict's round(v, 6) and round(v, 5) give
+_JSON_ROW = '  {"label": %s, "label_id": %d, "score": %.6f, ' + ", ".join(f'"{k}": %.5f' for k in BOX_KEYS) + "}"
 
 
 @dataclass
@@ -62,9 +64,24 @@ class Detections:
         return {"frame": "lidar", "detections": dets}
 
     def to_json(self, class_names: Sequence[str], meta: dict | None = None) -> str:
-        """The results JSON `infer --out` writes (<id>.json); meta keys go between "frame" and "detections"."""
-        d = self.to_dict(class_names)
-        return json.dumps({"frame": d["frame"], **(meta or {}), "detections": d["detections"]}, indent=1)
+        """The results JSON `infer --out` writes (<id>.json): "frame", the meta keys (one line each), then
+        "detections", one per line, with to_dict's values. One %-format for all rows: json.dumps of to_dict took
+        1.1 ms for 46 detections on 2 cores, this 0.18 ms (bench/folder_host.py), which a folder run at the GPU's
+        pace needs; non-finite values (not JSON) go through json.dumps as before."""
+        head = '{\n "frame": "lidar",\n' + "".join(f" {json.dumps(k)}: {json.dumps(v)},\n" for k, v in (meta or {}).items())
+        n = len(self)
+        if n and not (np.isfinite(self.boxes).all() and np.isfinite(self.scores).all()):
+            return json.dumps({"frame": "lidar", **(meta or {}), "detections": self.to_dict(class_names)["detections"]},
+                              indent=1)
+        if n == 0:
+            return head + ' "detections": []\n}\n'
+        quoted, labels = [json.dumps(name) for name in class_names], self.labels.tolist()
+        flat: list[Any] = [None] * (10 * n)  # row by row: label, label_id, score, box; filled a column at a time
+        flat[0::10], flat[1::10], flat[2::10] = [quoted[l - 1] for l in labels], labels, self.scores.tolist()
+        for k, column in enumerate(self.boxes.reshape(-1, 7).T.tolist()):
+            flat[3 + k::10] = column
+        body = ",\n".join([_JSON_ROW] * n) % tuple(flat)
+        return head + ' "detections": [\n' + body + "\n ]\n}\n"
 
     def to_kitti_objects(self, calib: "Calib", class_names: Sequence[str],
                          image_shape: tuple[int, int] | None = None) -> "KittiObjects":

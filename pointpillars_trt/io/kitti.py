@@ -90,13 +90,37 @@ class Calib:
         return uv, depth
 
 
+def find_calib(scan: Path, calib: Path | None) -> Path | None:
+    """The calib for a scan: `calib` (a file for all scans, or a folder of <id>.txt), else KITTI layout's sibling
+    calib/<id>.txt (…/velodyne/<id>.bin), else None. UserError when a given calib has no file for the scan."""
+    if calib is not None:
+        c = calib / f"{scan.stem}.txt" if calib.is_dir() else calib
+        if not c.is_file():
+            raise UserError(f"calib not found: {c}")
+        return c
+    c = scan.parent.parent / "calib" / f"{scan.stem}.txt"
+    return c if scan.parent.name == "velodyne" and c.is_file() else None
+
+
+def scan_image_shape(scan: Path) -> tuple[int, int]:
+    """(height, width) of the KITTI image_2 beside a scan in KITTI's layout, for clipping 2D boxes (its header
+    only); KITTI's usual size otherwise."""
+    img = scan.parent.parent / "image_2" / f"{scan.stem}.png"
+    if scan.parent.name == "velodyne" and img.is_file():
+        from PIL import Image
+
+        with Image.open(img) as im:
+            return im.size[1], im.size[0]
+    return KITTI_IMAGE_SHAPE
+
+
 # ---------------------------------------------------------------------------- boxes
+#: half-extent signs of the eight corners along x, y, z (bottom face 0-3, top face 4-7)
+_CORNER_SIGNS = np.array([[1, 1, -1, -1, 1, 1, -1, -1], [-1, 1, 1, -1, -1, 1, 1, -1], [-1, -1, -1, -1, 1, 1, 1, 1]]) * 0.5
 def box_corners_lidar(boxes: np.ndarray) -> np.ndarray:
     """Eight corners [N,8,3] of lidar boxes (x,y,z_centre,dx,dy,dz,yaw)."""
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
-    sx = np.array([1, 1, -1, -1, 1, 1, -1, -1]) * 0.5
-    sy = np.array([-1, 1, 1, -1, -1, 1, 1, -1]) * 0.5
-    sz = np.array([-1, -1, -1, -1, 1, 1, 1, 1]) * 0.5
+    sx, sy, sz = _CORNER_SIGNS
     local = np.stack([sx[None] * b[:, 3:4], sy[None] * b[:, 4:5], sz[None] * b[:, 5:6]], axis=-1)
     c, s = np.cos(b[:, 6])[:, None], np.sin(b[:, 6])[:, None]
     x = local[..., 0] * c - local[..., 1] * s + b[:, 0:1]
@@ -211,17 +235,24 @@ def read_labels(path: str | os.PathLike) -> KittiObjects:
     return parse_labels(read_text(Path(path), "label file"), str(path))
 
 
+#: one label_2 line: type, truncated, occluded, alpha, bbox (4), dimensions h w l, location x y z, rotation_y
+_LABEL_ROW = "%s %.2f %d %.6f " + " ".join(["%.2f"] * 4) + " " + " ".join(["%.4f"] * 6) + " %.6f"
+
+
 def format_labels(objs: KittiObjects) -> str:
-    """KITTI label_2 text; a 16th score column when the objects carry scores."""
-    lines = []
-    for i in range(len(objs)):
-        cols = [objs.name[i], f"{objs.truncated[i]:.2f}", f"{int(objs.occluded[i])}", f"{objs.alpha[i]:.6f}"]
-        cols += [f"{v:.2f}" for v in objs.bbox[i]] + [f"{v:.4f}" for v in objs.dimensions[i]]
-        cols += [f"{v:.4f}" for v in objs.location[i]] + [f"{objs.rotation_y[i]:.6f}"]
-        if objs.score is not None:
-            cols.append(f"{objs.score[i]:.6f}")
-        lines.append(" ".join(cols))
-    return "\n".join(lines) + ("\n" if lines else "")
+    """KITTI label_2 text; a 16th score column when the objects carry scores. One %-format for all lines (a
+    line at a time took 0.9 ms for 46 objects on 2 cores, too slow for folder runs at the GPU's pace)."""
+    n = len(objs)
+    if n == 0:
+        return ""
+    cols = [objs.name.tolist(), objs.truncated.tolist(), np.asarray(objs.occluded).astype(int).tolist(),
+            objs.alpha.tolist(), *objs.bbox.T.tolist(), *objs.dimensions.T.tolist(), *objs.location.T.tolist(),
+            objs.rotation_y.tolist()]
+    row = _LABEL_ROW
+    if objs.score is not None:
+        cols.append(objs.score.tolist())
+        row += " %.6f"
+    return "\n".join([row] * n) % tuple(v for line in zip(*cols) for v in line) + "\n"
 
 
 def write_labels(path: str | os.PathLike, objs: KittiObjects) -> None:

@@ -1,0 +1,141 @@
+"""A folder run in one process at the GPU's pace: files read on threads ahead of the detector, batches on the GPU
+(Detector.stream: batch i+1 queued while batch i runs), result files formatted and written on writer threads, each
+step overlapping the others; finished results skipped, a Ctrl-C finishing what is in flight."""
+from __future__ import annotations
+
+import sys
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+from pointpillars_trt import log
+from pointpillars_trt.api import Detector
+from pointpillars_trt.errors import UserError
+from pointpillars_trt.io.detections import Detections
+from pointpillars_trt.io.result_files import ResultFolder, ScanJob
+from pointpillars_trt.pipelines.cpu import ScanResult
+from pointpillars_trt.runs.interrupt import stop_on_interrupt
+from pointpillars_trt.runs.summary import FolderSummary, named, reason
+
+#: writer threads: formatting holds the GIL, the file calls do not, so two overlap one's formatting with the other's
+#: writes (bench/folder_host.py measures them)
+WRITERS = 2
+
+
+@dataclass
+class Done:
+    """One scan's outcome, handed to on_result in input order once its files are written."""
+
+    job: ScanJob
+    detector: Detector
+    result: ScanResult
+    detections: Detections  # after the run's score threshold
+    read_info: Any  # what the reader returned beside the points (io.points.ScanStats), or None
+    index: int  # 0 for the run's first scan (its time includes warm-up)
+
+
+def run_settings(model_id: str, precision: str, score_thresh: float, reader: dict[str, Any] | None = None) -> dict:
+    """What a result depends on besides its scan, recorded in each JSON: results of other settings are not mixed."""
+    return {"model_id": model_id, "precision": precision, "score_thresh": float(score_thresh), "reader": reader or {}}
+
+
+def run_jobs(detector: Detector, jobs: Sequence[ScanJob], folder: ResultFolder | None = None, *,
+             read: Callable[[Any], Any] | None = None, score_thresh: float | None = None,
+             on_result: Callable[[Done], None] | None = None, fail_fast: bool = False,
+             progress: bool = True) -> FolderSummary:
+    """Detect every job's scan and write its files into `folder` (none: only on_result sees them), overlapping
+    reading, the detector and writing. read(source) gives points, or (points, info); a scan that fails is counted
+    with its reason (fail_fast: raised, as a UserError naming the scan when it is one). The first Ctrl-C stops
+    feeding scans: those in flight are finished and written, and the summary says interrupted."""
+    summary = FolderSummary(total=len(jobs), out=folder.out if folder else None)
+    if not jobs:
+        return summary
+    fed: deque[ScanJob] = deque()
+    info: dict[int, deque] = {}  # id(source) -> what the reader returned beside the points (a source given twice: two)
+    pending: deque[tuple[Done, Future | None]] = deque()
+    limit = 4 * max(1, detector.max_batch) + 8  # results waiting for their files at most (memory stays flat)
+    meta = {"model": detector.description, "untrained": detector.untrained}
+    names = detector.cfg.class_names
+    bar = log.progress(total=len(jobs), unit="scan", desc="infer", smoothing=0.05) if progress and sys.stderr.isatty() else None
+
+    def read_one(src: Any) -> Any:
+        got = (read or read_default)(src)
+        if isinstance(got, tuple):
+            info.setdefault(id(src), deque()).append(got[1])
+            return got[0]
+        return got
+
+    def finish(block: bool) -> None:
+        while pending and (block or len(pending) > limit or pending[0][1] is None or pending[0][1].done()):
+            done, fut = pending.popleft()
+            try:
+                if fut is not None:
+                    fut.result()
+            except Exception as e:  # noqa: BLE001  a file that cannot be written fails its scan, not the run
+                _failed(summary, done.job, e, fail_fast)
+                continue
+            summary.done += 1
+            if on_result is not None:
+                on_result(done)
+            if bar is not None:
+                bar.update(1)
+
+    said: list[bool] = []  # whether the interruption was announced (here, not in the signal handler)
+
+    def announce() -> None:
+        if not said:
+            said.append(True)
+            log.warn("interrupted: finishing the scans in flight (Ctrl-C again stops at once)")
+
+    with stop_on_interrupt() as stop, ThreadPoolExecutor(WRITERS, thread_name_prefix="result-write") as writer:
+        def feed() -> Iterator[Any]:
+            for job in jobs:
+                if stop.is_set():
+                    announce()
+                    return
+                fed.append(job)
+                yield job.source
+
+        t0 = time.perf_counter()
+        try:
+            for k, (src, res) in enumerate(detector.stream(feed(), prefetch=2 * max(1, detector.max_batch), read=read_one)):
+                job = fed.popleft()
+                extra = info[id(src)].popleft() if info.get(id(src)) else None
+                if isinstance(res, Exception):
+                    _failed(summary, job, res, fail_fast)
+                    continue
+                if not summary.warmup_scans:
+                    summary.warmup_seconds, summary.warmup_scans = time.perf_counter() - t0, max(1, detector.max_batch)
+                dets = res.detections if score_thresh is None else res.detections.above(score_thresh)
+                done = Done(job, detector, res, dets, extra, k)
+                fut = writer.submit(folder.write, job, dets, names, {"scan": str(job.source), **meta}) if folder else None
+                pending.append((done, fut))
+                finish(block=False)
+            finish(block=True)
+        finally:
+            summary.seconds = time.perf_counter() - t0
+            summary.warmup_scans = min(summary.warmup_scans, summary.done)
+            summary.interrupted = stop.is_set()
+            if stop.is_set():
+                announce()
+            if bar is not None:
+                bar.close()
+    return summary
+
+
+def _failed(summary: FolderSummary, job: ScanJob, e: Exception, fail_fast: bool) -> None:
+    """Count a failed scan with its one-line reason; with fail_fast raise (a UserError naming the scan)."""
+    why = named(job.source, reason(e))
+    if fail_fast:
+        raise (UserError(why) if isinstance(e, UserError) else e) from None
+    summary.failed.append((job.source, why))
+    log.warn(f"failed, skipped: {why}")
+
+
+def read_default(path: Any) -> Any:
+    """A scan as io.points reads it by its extension: (points, ScanStats)."""
+    from pointpillars_trt.io.points import read_points
+
+    return read_points(path, with_stats=True)
