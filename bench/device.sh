@@ -5,11 +5,11 @@
 # bench/device.sh", carry=[".whl", ".devshared"]), each call inside its 10 minutes. <hash>: what
 # `git rev-parse --short HEAD` prints here (the copy on the GPU machine has no git history; the records name it).
 #
-#   tests        the GPU test files: pipeline against CPU, graphs, batches, API, background compile
+#   tests        the GPU test files: cold start, pipeline against CPU, graphs, batches, API, background compile
 #   single-scan  one scan at a time, FP16 and FP32: the default against OpenPCDet-style eager, strict FP32,
 #                points already on the GPU (bench --compare)
 #   throughput   batches of 32, FP16: two batches' graphs side by side against one device slot
-#   startup      first detection of 3 new processes with compile='auto' (the first tunes on a new machine)
+#   startup      the README's first command in a new process: cold (empty caches) and warm, phase by phase
 #   soak         10,000 scans of mixed sizes through one FP16 detector: device memory, graphs' memory
 #   train        train the default model (schedule of data/models/MODEL_CARD.md), resumable: RESUME=CKPT
 #   eval         FP16 against FP32 AP of the default model on 300 held-apart frames, and their agreement
@@ -50,7 +50,8 @@ record() {  # record WHAT: stdin into $OUT/<date>_<device>_WHAT.log, after the r
 }
 
 part_tests() {  # each file on its own clock, so that one slow file cannot starve the others
-  { timeout 210 python3 -m pytest -v -rs -p no:cacheprovider tests/test_gpu_device.py
+  { timeout 150 python3 -m pytest -v -rs -p no:cacheprovider tests/test_cold_start.py
+    timeout 210 python3 -m pytest -v -rs -p no:cacheprovider tests/test_gpu_device.py
     timeout 180 python3 -m pytest -v -rs -p no:cacheprovider tests/test_api_gpu.py
     timeout 180 python3 -m pytest -v -rs -p no:cacheprovider tests/test_background_compile.py; } 2>&1 | record tests
 }
@@ -63,9 +64,14 @@ part_throughput() {
 part_soak() {
   bench 400 --precision fp16 --soak 10000
 }
-part_startup() {  # bytecode caches allowed, as in a normal install (the device image sets none)
-  env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=/tmp/pyc timeout 560 python3 bench/tools.py startup \
-    $S/000000.bin --processes 3 --timeout 180 --commit "$COMMIT" --out "$OUT" 2>&1 | grep -v "$QUIET"
+part_startup() {  # the README's first command in new processes: cold (every cache of the tool, Numba, Inductor and
+  # Triton empty; Python's bytecode as the machine has it, written where missing), then warm, phase by phase; then a
+  # second cold start, whose Python bytecode the first one wrote, as a pip install writes it
+  local scan=data/sample/training/velodyne/000000.bin
+  timeout 300 python3 -m pointpillars_trt bench $scan --startup 2 --commit "$COMMIT" --out "$OUT" 2>&1 | grep -v "$QUIET"
+  mkdir -p "$OUT/bytecode-cached"
+  timeout 200 python3 -m pointpillars_trt bench $scan --startup 1 --commit "$COMMIT" --out "$OUT/bytecode-cached" 2>&1 \
+    | grep -v "$QUIET"
 }
 part_train() {  # 5000 iterations of batch 8; --time-limit stops in time for the call, RESUME=CKPT continues it
   local ckpt=/tmp/train/pointpillars_synthetic.pth; mkdir -p /tmp/train

@@ -43,15 +43,17 @@ def run_jobs_ray(spec: DetectorSpec, jobs: Sequence[ScanJob], folder: ResultFold
     import ray.data
 
     spec = spec.absolute()  # workers do not run in this folder, nor with this process's environment
-    model = spec.prepare()  # the ONNX export once, here, not in every actor at once
-    log.info(f"model files ready: {model.onnx_dir}")
+    model = spec.prepare()
+    pool = actor_pool(ray, spec)
+    if pool.gpus == 0 or spec.options.get("backend") in ("onnxruntime", "tensorrt"):
+        model.onnx()  # actors that run ONNX find it exported once, here, instead of each exporting it at once
+    log.info(f"model files ready: {model.onnx_dir or model.checkpoint}")
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     b = max(1, spec.max_batch)
     rows = [{"k": k, "path": str(j.source), "file": os.path.abspath(j.source), "stem": j.stem,
              "has_calib": j.calib is not None, "calib": _flat_calib(j.calib)} for k, j in enumerate(jobs)]
-    pool = actor_pool(ray, spec)
     ds = (ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // b)))
           .map_batches(_read_batch, batch_size=b, fn_kwargs={"read": read}, num_cpus=pool.task_cpus)
           .map_batches(DetectScans, batch_size=b * CALL_BATCHES, compute=pool.strategy, num_gpus=pool.gpus,
