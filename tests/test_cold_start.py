@@ -23,8 +23,13 @@ from pointpillars_trt.model import store
 from pointpillars_trt.model.config import PointPillarsConfig
 
 
+def _pythonpath() -> str:
+    """This tree first, then whatever the caller's PYTHONPATH holds (on the GPU machine: the carried numpy)."""
+    return os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+
+
 def _child(code: str, env: dict | None = None, args: tuple = (), timeout: int = 300) -> subprocess.CompletedProcess:
-    full = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
+    full = dict(os.environ, PYTHONPATH=_pythonpath(), **(env or {}))
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=full,
                           timeout=timeout)
 
@@ -199,7 +204,7 @@ def test_startup_refuses_a_folder_without_scans_and_a_used_cache(tmp_path: Path)
     from pointpillars_trt.pipelines import startup_timing as st
 
     r = subprocess.run([sys.executable, "-m", "pointpillars_trt", "bench", str(tmp_path), "--startup"],
-                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=_pythonpath()), timeout=120)
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
         f"error: --startup needs a scan file or a folder holding .bin scans, got {tmp_path}"]
     (tmp_path / "numba").mkdir()
@@ -213,7 +218,7 @@ def test_tune_command_and_warm_up(tmp_path: Path) -> None:
     from pointpillars_trt import Detector
 
     r = subprocess.run([sys.executable, "-m", "pointpillars_trt", "tune", "--random-init", "--device", "cpu"],
-                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=600)
+                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=_pythonpath()), timeout=600)
     assert r.returncode == 0, r.stderr
     assert "batch size 1: ready in" in r.stderr and "later runs with these options start from" in r.stderr
     with Detector.random_init(device="cpu") as det:
