@@ -110,5 +110,7 @@ def run_view(args: argparse.Namespace, plain_view) -> int:
         if det.untrained:
             log.warn("UNTRAINED random-init model: the boxes drawn are meaningless; pass --checkpoint with trained weights")
         res = det.run(points)
-    print(f"{args.scan}: {len(res.detections)} detections")
+    dets, drawn = res.detections, res.detections.above(args.score_thresh)  # what the pictures show (viz: >= thresh)
+    print(f"{args.scan}: {len(dets)} detections" + ("" if len(drawn) == len(dets) else
+          f" (score >= {det.cfg.score_thresh:g}), {len(drawn)} drawn (--score-thresh {args.score_thresh:g})"))
     return plain_view(args, detections=res.detections, class_names=det.cfg.class_names, untrained=det.untrained)
