@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +81,7 @@ def run_eval_data(args: argparse.Namespace) -> int:
         log.info(det.description)
         if det.untrained:
             log.warn("UNTRAINED random-init model: expect AP near 0")
-        for fid in log.progress(ids, unit="frame", desc="detect", disable=not sys.stderr.isatty() and len(ids) < 50):
+        for fid in log.progress(ids, unit="frame", desc="detect"):
             scan = root / "velodyne" / f"{fid}.bin"
             calib = calibs[fid]
             shape = image_shape(scan)
