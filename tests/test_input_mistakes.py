@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import ALL_SCANS, assert_same_detections
+from conftest import ALL_SCANS, CHECKPOINT, assert_same_detections, gpu_stack_reason
 from test_cli_bad_input import assert_one_line_error, cli
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.io.points import read_bin, read_points
@@ -60,6 +60,26 @@ def test_api_scale_gives_the_plain_scans_detections_and_warns_once(onnx_dir, cap
         assert sum(len(d) for d in wrong) != sum(len(d) for d in refs)
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and SCALE_HINT in err[0] and "intensity_scale=0.00392" in err[0], err
+
+
+def test_gpu_scale_gives_the_cpu_detections_from_host_and_device_points(onnx_dir, tmp_path):
+    """The GPU pipeline applies the scale in its voxelizer kernel, so NumPy and CUDA-tensor scans x255 both give the
+    CPU pipeline's detections of the plain scans (skipped without a CUDA GPU)."""
+    why = gpu_stack_reason()
+    if why:
+        pytest.skip(f"needs a CUDA GPU: {why}")
+    import torch
+
+    from pointpillars_trt.api import Detector
+
+    scans = [read_bin(s) for s in ALL_SCANS[:4]]
+    with Detector.from_onnx(onnx_dir, device="cpu") as cpu, \
+            Detector.from_checkpoint(CHECKPOINT, device="cuda", cache_dir=tmp_path, compile=False, tf32=False,
+                                     intensity_scale=1 / 255) as gpu:
+        for p in scans:
+            ref, x255 = cpu(p), _scaled(p, 255)
+            assert_same_detections(gpu(x255), ref)
+            assert_same_detections(gpu(torch.from_numpy(x255).cuda()), ref)
 
 
 def test_cli_warns_once_and_intensity_scale_fixes_it(tmp_path, onnx_dir):
