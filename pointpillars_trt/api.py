@@ -340,7 +340,8 @@ class Detector:
         return f"Detector({self._description}{', closed' if self._closed else ''})"
 
 
-def _with_intensity(cfg: PointPillarsConfig, scale: float | None, lo_hi: tuple[float, float] | None) -> PointPillarsConfig:
+def _with_intensity(cfg: PointPillarsConfig, scale: float | None,
+                    lo_hi: tuple[float, float] | None) -> PointPillarsConfig:
     """The config with the caller's intensity scale / range, checked (UserError for a bad value)."""
     changes: dict[str, Any] = {}
     try:

@@ -419,8 +419,8 @@ def check_upload() -> None:
     assert list(counts.copy_to_host()) == [8, 301, 0] and np.array_equal(points.copy_to_host(), got)
 
 
-CHECKS = {"voxelize": check_voxelize, "intensity_scale": check_intensity_scale, "scatter": check_scatter, "postprocess": check_postprocess, "pfn": check_pfn,
-          "upload": check_upload}
+CHECKS = {"voxelize": check_voxelize, "intensity_scale": check_intensity_scale, "scatter": check_scatter,
+          "postprocess": check_postprocess, "pfn": check_pfn, "upload": check_upload}
 
 
 def _run_all() -> dict[str, str]:

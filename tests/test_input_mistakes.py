@@ -106,7 +106,8 @@ def test_cli_warns_once_and_intensity_scale_fixes_it(tmp_path, onnx_dir):
 def test_bad_intensity_options_are_one_line_errors(onnx_dir):
     from pointpillars_trt.api import Detector
 
-    for bad in ({"intensity_scale": 0}, {"intensity_scale": "x"}, {"intensity_range": (1, 0)}, {"intensity_range": (0,)}):
+    for bad in ({"intensity_scale": 0}, {"intensity_scale": "x"}, {"intensity_range": (1, 0)},
+                {"intensity_range": (0,)}):
         with pytest.raises(UserError, match="intensity"):
             Detector.from_onnx(onnx_dir, device="cpu", **bad)
     assert_one_line_error(cli("infer", ALL_SCANS[0], "--onnx-dir", onnx_dir, "--intensity-scale", "0"),
@@ -122,7 +123,8 @@ def test_bin_as_float64_or_wrong_columns_is_refused_naming_the_cause(tmp_path, s
     n = len(pts) // 4 * 4  # so that 3- and 5-column files are a multiple of 16 bytes: the size check cannot tell
     cases = {"f64.bin": (pts.astype(np.float64), "look like float64"),
              "xyz.bin": (pts[:n, :3], "repeat every 3, not every 4"),
-             "ring.bin": (np.hstack([pts[:n], np.arange(n, dtype=np.float32)[:, None] % 64]), "repeat every 5, not every 4"),
+             "ring.bin": (np.hstack([pts[:n], np.arange(n, dtype=np.float32)[:, None] % 64]),
+                          "repeat every 5, not every 4"),
              "shuffled_xyz.bin": (pts[np.random.default_rng(0).permutation(n), :3], "repeat every 3")}
     for name, (arr, why) in cases.items():
         f = tmp_path / name
@@ -145,7 +147,8 @@ def test_bin_mistakes_through_the_cli_before_the_model_loads(tmp_path, onnx_dir)
     n = len(pts) // 4 * 4
     pts.astype(np.float64).tofile(tmp_path / "f64.bin")
     pts[:n, :3].tofile(tmp_path / "xyz.bin")
-    for name, fragments in (("f64.bin", ("float64", "astype(np.float32)")), ("xyz.bin", ("--point-dims 3 --intensity V",))):
+    for name, fragments in (("f64.bin", ("float64", "astype(np.float32)")),
+                            ("xyz.bin", ("--point-dims 3 --intensity V",))):
         r = cli("infer", tmp_path / name, "--onnx-dir", onnx_dir, "--cache-dir", tmp_path / "cache")
         assert_one_line_error(r, name, *fragments)
         assert "backend" not in r.stderr
@@ -176,8 +179,7 @@ def _summary(r) -> str:
 
 def test_xyz_only_has_one_path_in_every_format(tmp_path, onnx_dir):
     """Without --intensity every x, y, z-only source is refused with the same advice; with it every one reads the
-    same points and gives the same detections. The old dead end (an xyz .npy told to pass --point-dims 3, which was
-    then refused) and the old silent 0 of a .pcd are gone."""
+    same points and gives the same detections: no advice that is then refused, no silent 0 for a .pcd."""
     points = read_bin(ALL_SCANS[0])
     points = points[: len(points) // 4 * 4]  # a 3-column .bin of these is a multiple of 16 bytes
     files = _xyz_files(points, tmp_path)
@@ -199,7 +201,8 @@ def test_xyz_only_has_one_path_in_every_format(tmp_path, onnx_dir):
         summaries.add(_summary(r))
     # --intensity replaces a file's own: the scan with its intensities, given 0.25, is the same again
     points.tofile(tmp_path / "full.bin")
-    summaries.add(_summary(cli("infer", tmp_path / "full.bin", "--onnx-dir", onnx_dir, "--intensity", "0.25", "--show", "0")))
+    r = cli("infer", tmp_path / "full.bin", "--onnx-dir", onnx_dir, "--intensity", "0.25", "--show", "0")
+    summaries.add(_summary(r))
     assert len(summaries) == 1, summaries  # the same points, pillars and detections from every format
     assert _summary(cli("infer", tmp_path / "full.bin", "--onnx-dir", onnx_dir, "--show", "0")) not in summaries
     # a constant far outside the model's range is warned about like any scan

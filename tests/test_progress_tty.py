@@ -22,7 +22,7 @@ def _stderr(args, tty: bool) -> str:
         assert r.returncode == 0, r.stderr
         return r.stderr
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a 120-column terminal (0 draws nothing)
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # 120 columns (0 columns: no bar)
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=slave)
     os.close(slave)
     chunks = []
@@ -47,7 +47,8 @@ def _has_bar(text: str) -> bool:
 def test_bars_only_on_a_terminal(tmp_path, onnx_dir):
     labels = _perfect_results(KITTI / "training/label_2", tmp_path / "results")
     runs = {"make-sample": lambda i: ["make-sample", "--out", tmp_path / f"sample{i}", "--frames", "2"],
-            "eval": lambda i: ["eval", "--results", tmp_path / "results", "--labels", labels, "--out", tmp_path / f"e{i}"]}
+            "eval": lambda i: ["eval", "--results", tmp_path / "results", "--labels", labels,
+                               "--out", tmp_path / f"e{i}"]}
     for name, args in runs.items():
         assert not _has_bar(_stderr(args(0), tty=False)), name
         assert _has_bar(_stderr(args(1), tty=True)), name

@@ -1,5 +1,6 @@
 """A clone without ../shared: the tests that read the real scans or the checkpoint skip, saying what they need,
-and the others run (here ../shared exists, so the suite itself skips nothing: conftest.pytest_collection_modifyitems)."""
+and the others run (here ../shared exists, so the suite itself skips nothing).
+See conftest.pytest_collection_modifyitems."""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,4 @@
-"""Point clouds from the files people have: KITTI .bin (4 or more float32 columns), .npy / .npz, .pcd and .ply.
+"""Point clouds from the files people have: KITTI .bin (float32, 4 a point or --point-dims), .npy/.npz, .pcd, .ply.
 
 Every reader returns N x 4 float32 (x, y, z, intensity) in the lidar frame, rows with NaN/Inf dropped and
 counted. The format comes from the file name and is checked against the content, so a .npy renamed .bin
@@ -6,7 +6,7 @@ counted. The format comes from the file name and is checked against the content,
 
 xyz-only data takes one path in every format: a scan without intensity (a 3-column .bin/.npy/.npz, --columns X,Y,Z,
 a PCD/PLY without an intensity field) is refused unless the caller gives `intensity`, one value for every point
-(--intensity V). Why not 0 with a warning, as before: the model was trained with intensity, and any constant
+(--intensity V). Why not 0 with a warning: the model was trained with intensity, and any constant
 changes what it finds (the default model on the sample scan: 17 detections with its intensities, 22 with 0, 48
 with 0.3), so the choice is the user's, made once and visibly.
 
@@ -152,7 +152,8 @@ def _check_bin_size(path: Path, point_dims: int | None) -> None:
     dims = 4 if point_dims is None else point_dims
     size = path.stat().st_size
     if size % (4 * dims):
-        hint = "; 3 values per point (x, y, z)? pass --point-dims 3 --intensity V" if dims == 4 and size % 12 == 0 else ""
+        xyz = dims == 4 and size % 12 == 0
+        hint = "; 3 values per point (x, y, z)? pass --point-dims 3 --intensity V" if xyz else ""
         raise UserError(f"scan {path}: {size} bytes is not a multiple of {4 * dims} ({dims} float32 per point"
                         f"{', x,y,z,intensity' if dims == 4 else ''}); truncated, or pass the right --point-dims{hint}")
 

@@ -6,7 +6,8 @@ and its float32 cell floor((p - min) / size) lies in the grid (this drops z outs
 [-3, 1)); pillars are numbered by first appearance; a pillar keeps its first
 ``max_points`` points; a point that would open pillar ``max_pillars + 1`` is
 dropped. Features per kept point: [x, y, z, i, x-xc, y-yc, z-zc, x-px, y-py, z-pz]
-(i = the point's intensity times the config's intensity_scale, one float32 multiply) with c the float32 mean of the pillar's kept points (summed in slot order) and p
+(i = the point's intensity times the config's intensity_scale, one float32 multiply)
+with c the float32 mean of the pillar's kept points (summed in slot order) and p
 the pillar centre; padded slots are all zero. The GPU kernel (stages/voxelize_cuda.py)
 implements the same arithmetic.
 """
@@ -160,5 +161,6 @@ class Voxelizer:
             raise ValueError(f"points must be [N, >=4], got {pts.shape}")
         nx, ny, nz = vp.grid
         r = _voxelize(pts, vp.range_min, vp.range_max, vp.voxel_size, vp.centre_offset, nx, ny, nz,
-                      vp.max_points, vp.max_pillars, vp.intensity_scale, self.pillar_of_cell, self.features, self.coords, self.npoints)
+                      vp.max_points, vp.max_pillars, vp.intensity_scale, self.pillar_of_cell, self.features,
+                      self.coords, self.npoints)
         return VoxelStats(*[int(v) for v in r])
