@@ -34,7 +34,7 @@ class IntensityCheck:
         i = points[:: max(1, len(points) // SAMPLE), 3]
         if self.scale != 1.0:
             i = i * np.float32(self.scale)
-        if self.far_lo <= i.min() and i.max() <= self.far_hi:  # the usual case: 6.9 us a scan on 2 shared cores
+        if self.far_lo <= i.min() and i.max() <= self.far_hi:  # the usual case: 3.8-6.9 us a scan on 2 shared cores
             return
         far = np.count_nonzero((i > self.far_hi) | (i < self.far_lo))
         if far > FRACTION * len(i):
