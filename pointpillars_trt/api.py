@@ -3,6 +3,7 @@ called per scan, per batch, or over a stream of files. The commands make their d
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import deque
 from itertools import islice
@@ -21,6 +22,7 @@ from pointpillars_trt.model import tensor_names as tn
 from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.pipelines.cpu import ScanResult
 from pointpillars_trt.pipelines.inputs import as_scan
+from pointpillars_trt.pipelines.intensity import IntensityCheck
 from pointpillars_trt.pipelines.prefetch import prefetched
 
 BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime")
@@ -101,21 +103,26 @@ class Detector:
         self._backend, self._device, self._precision = backend, device, precision
         self._description, self._max_batch = description, max_batch
         self._device_id = int(getattr(pipeline, "device_id", 0))
+        self._check_intensity = IntensityCheck(cfg)
         self._closed = False
 
     # ---- construction --------------------------------------------------------------------------------------
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, *, config: Config = None, precision: str = "fp32",
                         backend: str = "auto", device: str = "auto", cache_dir: str | os.PathLike | None = None,
-                        threads: int | None = None, max_batch: int = 1, **gpu_options: Any) -> "Detector":
+                        threads: int | None = None, max_batch: int = 1, intensity_scale: float | None = None,
+                        intensity_range: tuple[float, float] | None = None, **gpu_options: Any) -> "Detector":
         """An OpenPCDet checkpoint (.pth with 'model_state'); exported to ONNX once and cached under cache_dir
         (default: the per-user cache, cache_dir.default_cache_dir; built engines go there too). config: a
         PointPillarsConfig or an OpenPCDet model YAML (default: KITTI PointPillars).
         backend: auto | tensorrt | torch | onnxruntime; device: auto | cuda | cpu; threads: onnxruntime's CPU
-        threads; max_batch: scans per GPU batch; gpu_options go to the GPU pipeline."""
+        threads; max_batch: scans per GPU batch; intensity_scale multiplies every point's intensity (0..255 data on
+        a model trained on 0..1: 1/255); intensity_range: what the model was trained on (default the config's,
+        KITTI's 0..1), for the warning about scans far outside it; gpu_options go to the GPU pipeline."""
         return cls._build(lambda cfg, cache: store.from_checkpoint(path, cfg, cache), config=config, precision=precision,
                           backend=backend, device=device, cache_dir=cache_dir, threads=threads, max_batch=max_batch,
-                          identity=lambda cfg: model_identity.of_checkpoint(path, cfg), **gpu_options)
+                          identity=lambda cfg: model_identity.of_checkpoint(path, cfg),
+                          intensity_scale=intensity_scale, intensity_range=intensity_range, **gpu_options)
 
     @classmethod
     def from_onnx(cls, onnx_dir: str | os.PathLike, **options: Any) -> "Detector":
@@ -144,7 +151,9 @@ class Detector:
     def _build(cls, resolve: Callable[[PointPillarsConfig, Path], store.ModelFiles], *, config: Config = None,
                precision: str = "fp32", backend: str = "auto", device: str = "auto",
                cache_dir: str | os.PathLike | None = None, threads: int | None = None, max_batch: int = 1,
-               identity: Callable[[PointPillarsConfig], str] | None = None, **gpu_options: Any) -> "Detector":
+               identity: Callable[[PointPillarsConfig], str] | None = None,
+               intensity_scale: float | None = None, intensity_range: tuple[float, float] | None = None,
+               **gpu_options: Any) -> "Detector":
         from pointpillars_trt.pipelines.factory import make_pipeline
 
         for name, value, choices in (("precision", precision, tn.PRECISIONS), ("backend", backend, BACKENDS),
@@ -155,7 +164,7 @@ class Detector:
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise UserError(f"{name} must be a positive integer, got {value!r}")
         phases.mark("until the detector is asked for (imports, the command's checks)")
-        cfg = store.load_config(config)
+        cfg = _with_intensity(store.load_config(config), intensity_scale, intensity_range)
         be, dev = choose_backend(backend, device)
         phases.mark("backend chosen (Numba, the CUDA driver)")
         cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -368,7 +377,10 @@ class Detector:
             yield results[:sizes.popleft()]
 
     def _scan(self, points: Any) -> Any:
-        return as_scan(points, gpu=self._device == "cuda", device_id=self._device_id)
+        scan = as_scan(points, gpu=self._device == "cuda", device_id=self._device_id)
+        if isinstance(scan, np.ndarray):
+            self._check_intensity(scan)
+        return scan
 
     # ---- lifetime ----------------------------------------------------------------------------------------------
     def _live(self) -> Any:
@@ -391,6 +403,21 @@ class Detector:
 
     def __repr__(self) -> str:
         return f"Detector({self._description}{', closed' if self._closed else ''})"
+
+
+def _with_intensity(cfg: PointPillarsConfig, scale: float | None,
+                    lo_hi: tuple[float, float] | None) -> PointPillarsConfig:
+    """The config with the caller's intensity scale / range, checked (UserError for a bad value)."""
+    changes: dict[str, Any] = {}
+    try:
+        if scale is not None:
+            changes["intensity_scale"] = float(scale)
+        if lo_hi is not None:
+            changes["intensity_range"] = tuple(float(v) for v in lo_hi)
+    except (TypeError, ValueError):
+        raise UserError(f"intensity_scale must be a number and intensity_range two numbers (lo, hi), got "
+                        f"{scale!r} and {lo_hi!r}") from None
+    return dataclasses.replace(cfg, **changes) if changes else cfg
 
 
 def _read_scan(path: Any) -> np.ndarray:

@@ -39,7 +39,7 @@ sigs = {
     vc._count_openers: (I1, I2, I2, I2, I2),
     vc._number_pillars: (I1, i64, i64, i64, I2, I2, I2, I2, I2, A(i32, 3), I2, I2, I1, I2),
     vc._fill_buckets: (I1,) + (I2,) * 9,
-    vc._place_points: (I1, I1, I2, I2, I2, I2, A(f32, 3), i64, A(f32, 4), I2),
+    vc._place_points: (I1, I1, I2, I2, I2, I2, A(f32, 3), i64, f32, A(f32, 4), I2),
     vc._decorate: (I1, I1, I2, I2, I2, I2, A(i32, 3), I2, i64, i64, i64, f32, f32, f32, f32, f32, f32, A(f32, 4), I2,
                    I2),
     vc._zero_rows: (I2, I2, i64, i64, A(f32, 4)),

@@ -131,6 +131,32 @@ def check_voxelize() -> None:
     assert np.array_equal(f[:p].view(np.int32), cv.features[:p].view(np.int32)), "features differ (reordered)"
 
 
+def check_intensity_scale() -> None:
+    """The intensity scale (0..255 data on a model trained on 0..1) is one float32 multiply on both sides: the GPU
+    kernel's features equal the CPU's bit for bit, and the unscaled scan's to float32 rounding."""
+    import numpy as np
+    from numba import cuda
+
+    from pointpillars_trt.pipelines.seam import SimAllocator
+    from pointpillars_trt.stages.voxelize import Voxelizer
+    from pointpillars_trt.stages.voxelize_cuda import GpuVoxelizer
+
+    plain, scaled = _small_cfg(), _small_cfg(intensity_scale=1 / 255)
+    a = _crop(SCAN, plain)
+    a255 = (a * np.float32([1, 1, 1, 255])).astype(np.float32)
+    gv = GpuVoxelizer(scaled, SimAllocator(), max_input_points=len(a))
+    gv.buf.points[0, : len(a)].copy_to_device(a255)
+    gv.buf.npts.copy_to_device(np.array([len(a)], np.int32))
+    gv.enqueue(len(a))
+    cuda.synchronize()
+    cv, ref = Voxelizer(scaled), Voxelizer(plain)
+    p = cv(a255).num_pillars
+    assert p == ref(a).num_pillars > 0
+    f = gv.item(0).features.copy_to_host()[:p]
+    assert np.array_equal(f.view(np.int32), cv.features[:p].view(np.int32)), "features differ"
+    assert f[..., 3].max() > 0.5 and np.allclose(f, ref.features[:p], rtol=1e-6, atol=0), "scale not applied"
+
+
 def check_scatter() -> None:
     import numpy as np
     from numba import cuda
@@ -393,8 +419,8 @@ def check_upload() -> None:
     assert list(counts.copy_to_host()) == [8, 301, 0] and np.array_equal(points.copy_to_host(), got)
 
 
-CHECKS = {"voxelize": check_voxelize, "scatter": check_scatter, "postprocess": check_postprocess, "pfn": check_pfn,
-          "upload": check_upload}
+CHECKS = {"voxelize": check_voxelize, "intensity_scale": check_intensity_scale, "scatter": check_scatter,
+          "postprocess": check_postprocess, "pfn": check_pfn, "upload": check_upload}
 
 
 def _run_all() -> dict[str, str]:

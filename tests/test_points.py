@@ -57,14 +57,14 @@ def test_five_column_bin_with_columns(tmp_path):
 
 def test_wrong_shape_npy_refused_before_any_model_work(tmp_path, user_cache):
     np.save(tmp_path / "xyz.npy", read_bin(SCAN)[:, :3])
-    with pytest.raises(UserError, match=r"3 values per point, expected 4"):
+    with pytest.raises(UserError, match=r"x, y, z only, no intensity"):
         read_points(tmp_path / "xyz.npy")
     np.save(tmp_path / "flat.npy", read_bin(SCAN).ravel())
     with pytest.raises(UserError, match=r"shape \(\d+,\)"):
         read_points(tmp_path / "flat.npy")
     before = sorted(user_cache.rglob("*"))
     r = cli("infer", tmp_path / "xyz.npy", "--random-init", "--cache-dir", tmp_path / "cache")
-    assert_one_line_error(r, "xyz.npy", "--point-dims 3")
+    assert_one_line_error(r, "xyz.npy", "--intensity V")  # advice that works: tests/test_input_mistakes.py
     assert not (tmp_path / "cache").exists() and sorted(user_cache.rglob("*")) == before
 
 

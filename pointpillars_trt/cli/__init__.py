@@ -11,6 +11,9 @@ from pointpillars_trt.errors import UserError
 
 # modules that each register one or more subcommands with add_parser(subparsers)
 COMMAND_MODULES = ("infer", "eval", "view", "make_sample", "export", "build", "bench", "cache", "train", "tune")
+#: optional modules a command may import on its way: the extra that brings each, and what needs it
+OPTIONAL_MODULES = {"torch": ("export", "reading checkpoints, exporting them to ONNX, training and the torch backend "
+                                        "need it; --onnx-dir runs an exported model without it")}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as e:  # an extra that is not installed: name it (pyproject's optional-dependencies)
+        top = (e.name or "").split(".")[0]
+        if top not in OPTIONAL_MODULES:
+            raise
+        extra, why = OPTIONAL_MODULES[top]
+        print(f"error: {top} is not installed: pip install \"pointpillars_trt[{extra}]\" (README: install torch "
+              f"first for your machine); {why}", file=sys.stderr)
+        return UserError.exit_code
     except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, as other command-line tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit cannot fail again
         return 141  # 128 + SIGPIPE, what a shell reports for such a pipeline

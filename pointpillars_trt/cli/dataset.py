@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +80,7 @@ def run_eval_data(args: argparse.Namespace) -> int:
         log.info(det.description)
         if det.untrained:
             log.warn("UNTRAINED random-init model: expect AP near 0")
-        for fid in log.progress(ids, unit="frame", desc="detect", disable=not sys.stderr.isatty() and len(ids) < 50):
+        for fid in log.progress(ids, unit="frame", desc="detect"):
             scan = root / "velodyne" / f"{fid}.bin"
             calib = calibs[fid]
             shape = scan_image_shape(scan)
@@ -109,5 +108,7 @@ def run_view(args: argparse.Namespace, plain_view) -> int:
         if det.untrained:
             log.warn("UNTRAINED random-init model: the boxes drawn are meaningless; pass --checkpoint with trained weights")
         res = det.run(points)
-    print(f"{args.scan}: {len(res.detections)} detections")
+    dets, drawn = res.detections, res.detections.above(args.score_thresh)  # what the pictures show (viz: >= thresh)
+    print(f"{args.scan}: {len(dets)} detections" + ("" if len(drawn) == len(dets) else
+          f" (score >= {det.cfg.score_thresh:g}), {len(drawn)} drawn (--score-thresh {args.score_thresh:g})"))
     return plain_view(args, detections=res.detections, class_names=det.cfg.class_names, untrained=det.untrained)

@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         if det.untrained:
             log.warn("UNTRAINED random-init model: boxes are meaningless; pass --checkpoint with trained OpenPCDet weights")
 
-    reader = {k: getattr(args, k) for k in ("point_dims", "columns") if getattr(args, k, None) is not None}
+    reader = {k: getattr(args, k) for k in ("point_dims", "columns", "intensity", "intensity_scale") if getattr(args, k, None) is not None}
     names = store.load_config(args.config).class_names
     with infer_bag.open_viewer_sinks(args, names, stamped=False) as sinks:
         def result(done: Done) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
 from pointpillars_trt.api import BACKENDS, DEVICES, Detector, choose_backend
+from pointpillars_trt.cli.point_options import finite
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.model import tensor_names as tn
 from pointpillars_trt.cache_dir import default_cache_dir
@@ -29,6 +31,9 @@ def add_model_args(p: argparse.ArgumentParser, *, required: bool = True) -> None
                    help="a seeded random-init model the project makes itself: UNTRAINED, for trying the tool only")
     b = p.add_argument_group("backend")
     b.add_argument("--config", type=Path, help="OpenPCDet model YAML (pointpillar.yaml layout); default: KITTI PointPillars")
+    b.add_argument("--intensity-range", type=_range, metavar="LO,HI",
+                   help="the intensities the model was trained on (default 0,1: KITTI's; OpenPCDet's YAML does not "
+                        "say); scans far outside it get a warning")
     b.add_argument("--precision", choices=tn.PRECISIONS, default="fp32", help="which exported graph to run (default fp32)")
     b.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="auto: tensorrt, else torch on a GPU, else onnxruntime on the CPU")
@@ -52,6 +57,17 @@ def add_model_args(p: argparse.ArgumentParser, *, required: bool = True) -> None
     g.add_argument("--strict-fp32", action="store_true",
                    help="FP32 without TF32 tensor cores (TensorRT's and this tool's FP32 default to TF32)")
     p.set_defaults(_model_required=required)
+
+
+def _range(text: str) -> tuple[float, float]:
+    """'0,255' -> (0.0, 255.0); a usage error unless two finite numbers LO < HI."""
+    try:
+        lo, hi = (finite(v) for v in text.split(","))
+    except (ValueError, argparse.ArgumentTypeError):
+        lo = hi = math.nan
+    if not lo < hi:
+        raise argparse.ArgumentTypeError(f"expected LO,HI with LO < HI, got {text!r}")
+    return lo, hi
 
 
 def _check_one_model(args: argparse.Namespace) -> None:
@@ -78,7 +94,9 @@ def detector_spec(args: argparse.Namespace, **gpu_options: Any) -> DetectorSpec:
     gpu_options (e.g. `bench --compare`'s) go to the GPU pipeline beside the flags' own."""
     _check_one_model(args)
     options = dict(config=args.config, precision=args.precision, backend=args.backend, device=args.device,
-                   cache_dir=args.cache_dir, threads=args.threads, max_batch=getattr(args, "batch", 1), **gpu_options)
+                   cache_dir=args.cache_dir, threads=args.threads, max_batch=getattr(args, "batch", 1),
+                   intensity_scale=getattr(args, "intensity_scale", None), intensity_range=args.intensity_range,
+                   **gpu_options)
     for key, (dest, _) in GPU_FLAGS.items():
         if getattr(args, dest, False):  # only what was asked for: the CPU pipeline refuses GPU options
             options[key] = False

@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
-from pointpillars_trt.evaluation.protocol import DIFFICULTIES, METRICS, RECALL_SETS
+import numpy as np
+
+from pointpillars_trt.evaluation.matching import average_precision, get_thresholds
+from pointpillars_trt.evaluation.protocol import DIFFICULTIES, METRICS, N_SAMPLE_PTS, RECALL_SETS
 from pointpillars_trt.evaluation.result import EvalResult
 
 _LABELS = {"bbox": "bbox AP", "bev": "bev  AP", "3d": "3d   AP", "aos": "aos  AP"}
@@ -33,4 +37,28 @@ def format_table(result: EvalResult) -> str:
         for metric in ("bbox", "bev", "3d", "aos"):
             vals = ", ".join(_fmt(result.mean_ap(metric, d, "R40")) for d in DIFFICULTIES)
             lines.append(f"mAP_R40 {metric:<4} (strict, mean over classes with ground truth): {vals}")
-    return "\n".join(lines) + "\n"
+    notes = [cap_note(cls, result.num_gt[c]) for c, cls in enumerate(result.classes)]
+    return "\n".join(lines + [""] * any(notes) + [n for n in notes if n]) + "\n"
+
+
+@lru_cache(maxsize=None)
+def ap_cap(n_gt: int) -> tuple[float, float]:
+    """(R11, R40) AP of perfect detections of n_gt boxes, by the evaluator's own arithmetic: it picks at most one
+    score threshold per true positive, so with fewer than 41 boxes the precision curve ends early (R40: (n-1)/40)."""
+    t = len(get_thresholds(np.arange(n_gt, 0, -1, dtype=np.float64), n_gt, N_SAMPLE_PTS))
+    prec = np.zeros(N_SAMPLE_PTS)
+    prec[:t] = 1.0
+    return average_precision(prec)
+
+
+def cap_note(cls: str, num_gt) -> str | None:
+    """A line saying how far AP can reach for a class with too few ground-truth boxes, or None when nothing caps it."""
+    caps = [ap_cap(int(n)) if n else (math.nan, math.nan) for n in num_gt]
+    if all(math.isnan(r40) or r40 >= 100.0 for _, r40 in caps):
+        return None
+    counts = "/".join(str(int(n)) for n in num_gt)
+    r40 = " / ".join("n/a" if math.isnan(c[1]) else f"{c[1]:.2f}" for c in caps)
+    r11 = " / ".join("n/a" if math.isnan(c[0]) else f"{c[0]:.2f}" for c in caps)
+    return (f"note: {cls} has {counts} ground-truth boxes ({'/'.join(DIFFICULTIES)}); with fewer than 41 the evaluator "
+            f"samples fewer recall points, so even perfect detections score at most {r40} (AP_R40), {r11} (AP R11): "
+            "evaluate on more frames")

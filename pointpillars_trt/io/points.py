@@ -1,8 +1,14 @@
-"""Point clouds from the files people have: KITTI .bin (4 or more float32 columns), .npy / .npz, .pcd and .ply.
+"""Point clouds from the files people have: KITTI .bin (float32, 4 a point or --point-dims), .npy/.npz, .pcd, .ply.
 
 Every reader returns N x 4 float32 (x, y, z, intensity) in the lidar frame, rows with NaN/Inf dropped and
 counted. The format comes from the file name and is checked against the content, so a .npy renamed .bin
 (or a truncated file) is a one-line UserError instead of junk points.
+
+xyz-only data takes one path in every format: a scan without intensity (a 3-column .bin/.npy/.npz, --columns X,Y,Z,
+a PCD/PLY without an intensity field) is refused unless the caller gives `intensity`, one value for every point
+(--intensity V). Why not 0 with a warning: the model was trained with intensity, and any constant
+changes what it finds (the default model on the sample scan: 17 detections with its intensities, 22 with 0, 48
+with 0.3), so the choice is the user's, made once and visibly.
 
 Why .pcd is read here and .ply through Open3D: an uncompressed PCD (DATA ascii or binary, what PCL and
 ROS write by default) is a text header plus a fixed-size record array, which NumPy reads exactly in a few
@@ -21,8 +27,8 @@ from typing import Sequence
 
 import numpy as np
 
-from pointpillars_trt import log
 from pointpillars_trt.errors import UserError
+from pointpillars_trt.io.bin_check import check_bin_values
 
 POINT_BYTES = 16  # x, y, z, intensity as float32: KITTI's velodyne layout
 FORMATS = {".bin": "bin", ".npy": "npy", ".npz": "npz", ".pcd": "pcd", ".ply": "ply"}
@@ -67,12 +73,13 @@ def sniff(head: bytes) -> str | None:
 
 
 def read_points(path: str | os.PathLike, fmt: str | None = None, point_dims: int | None = None,
-                columns: Sequence[int] | None = None, *, with_stats: bool = False):
+                columns: Sequence[int] | None = None, *, intensity: float | None = None, with_stats: bool = False):
     """Read a scan as N x 4 float32 (x, y, z, intensity); NaN/Inf rows dropped (counted in the stats).
 
-    `point_dims` is the number of float32 values per point of a .bin (default 4; nuScenes has 5) and, when
-    given, the column count a .npy/.npz must have; `columns` picks x, y, z, intensity among them (default
-    0, 1, 2, 3). .pcd/.ply files name their fields, so x, y, z and intensity are found by name.
+    `point_dims` is the number of float32 values per point of a .bin (default 4; nuScenes has 5; 3 for x, y, z)
+    and, when given, the column count a .npy/.npz must have; `columns` picks x, y, z[, intensity] among them
+    (default 0, 1, 2, 3, or 0, 1, 2 for three). .pcd/.ply files name their fields, so x, y, z and intensity are
+    found by name. `intensity`: every point's intensity (replacing the file's); needed where the file has none.
     """
     path = Path(path)
     fmt = check_points_file(path, fmt, point_dims)
@@ -83,6 +90,7 @@ def read_points(path: str | os.PathLike, fmt: str | None = None, point_dims: int
     else:
         arr = _read_bin_array(path, point_dims) if fmt == "bin" else _read_numpy(path, fmt)
         pts = _select_columns(arr, path, point_dims, columns)
+    pts = _with_intensity(pts, path, intensity)
     bad_rows = nonfinite_rows(pts)
     bad = 0 if bad_rows is None else int(bad_rows.sum())
     if bad and bad == len(pts):
@@ -144,13 +152,19 @@ def _check_bin_size(path: Path, point_dims: int | None) -> None:
     dims = 4 if point_dims is None else point_dims
     size = path.stat().st_size
     if size % (4 * dims):
+        xyz = dims == 4 and size % 12 == 0
+        hint = "; 3 values per point (x, y, z)? pass --point-dims 3 --intensity V" if xyz else ""
         raise UserError(f"scan {path}: {size} bytes is not a multiple of {4 * dims} ({dims} float32 per point"
-                        f"{', x,y,z,intensity' if dims == 4 else ''}); truncated, or pass the right --point-dims")
+                        f"{', x,y,z,intensity' if dims == 4 else ''}); truncated, or pass the right --point-dims{hint}")
 
 
 def _read_bin_array(path: Path, point_dims: int | None) -> np.ndarray:
-    """Raw little-endian float32, point_dims (default 4) values per point (the size was checked)."""
-    return np.fromfile(path, dtype="<f4").reshape(-1, 4 if point_dims is None else point_dims)
+    """Raw little-endian float32, point_dims (default 4) values per point (the size was checked; values that look
+    like float64 or, without --point-dims, like another number of values per point are refused: io/bin_check.py)."""
+    flat = np.fromfile(path, dtype="<f4")
+    dims = 4 if point_dims is None else point_dims
+    check_bin_values(path, flat, dims, dims_given=point_dims is not None)
+    return flat.reshape(-1, dims)
 
 
 def _read_numpy(path: Path, fmt: str) -> np.ndarray:
@@ -169,21 +183,21 @@ def _read_numpy(path: Path, fmt: str) -> np.ndarray:
         raise UserError(f"{path}: cannot be read as {_WHAT[fmt]} ({str(e).splitlines()[0][:120]})") from None
     if arr.ndim != 2 or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise UserError(f"{path}: array of shape {arr.shape} and dtype {arr.dtype}; expected N x 4 numbers "
-                        "(x, y, z, intensity), or N x D with --point-dims D --columns")
+                        "(x, y, z, intensity), N x 3 with --intensity V, or N x D with --point-dims D --columns")
     return arr
 
 
 def _select_columns(arr: np.ndarray, path: Path, point_dims: int | None, columns: Sequence[int] | None) -> np.ndarray:
-    """x, y, z, intensity out of an N x D array, checking D against --point-dims / --columns."""
+    """x, y, z[, intensity] out of an N x D array, checking D against --point-dims / --columns (N x 3: no intensity)."""
     d = arr.shape[1]
     if point_dims is not None and d != point_dims:
         raise UserError(f"{path}: {d} values per point, but --point-dims {point_dims}")
-    if columns is None and d != 4 and point_dims is None:
+    if columns is None and d > 4 and point_dims is None:
         raise UserError(f"{path}: {d} values per point, expected 4 (x, y, z, intensity); "
                         f"pass --point-dims {d} and --columns X,Y,Z,INTENSITY to pick them")
-    cols = tuple(columns) if columns is not None else KITTI_COLUMNS
-    if len(cols) != 4 or min(cols) < 0:
-        raise UserError(f"--columns needs 4 column numbers (x, y, z, intensity), got {','.join(map(str, cols))}")
+    cols = tuple(columns) if columns is not None else KITTI_COLUMNS[:min(d, 4)]
+    if len(cols) not in (3, 4) or min(cols) < 0:
+        raise UserError(f"--columns needs 3 or 4 column numbers (x, y, z[, intensity]), got {','.join(map(str, cols))}")
     if max(cols) >= d:
         raise UserError(f"{path}: --columns {','.join(map(str, cols))} asks for column {max(cols)} of {d}")
     return arr[:, list(cols)] if cols != tuple(range(d)) else arr
@@ -234,13 +248,18 @@ def _read_pcd(path: Path) -> np.ndarray:
         raise UserError(f"{path}: PCD has no {','.join(missing)} field (fields: {' '.join(fields)})")
     inten = next((names.index(k) for k in INTENSITY_NAMES if k in names), None)
     xyz = [column(names.index(a)) for a in "xyz"]
-    return np.column_stack(xyz + [column(inten) if inten is not None else _no_intensity(path, n)])
+    return np.column_stack(xyz + ([column(inten)] if inten is not None else []))
 
 
-def _no_intensity(path: Path, n: int) -> np.ndarray:
-    """Zero intensity, with a warning: the model was trained with it, so detections will differ."""
-    log.warn(f"{path}: no intensity field; using 0 (the model was trained with intensity, expect weaker detections)")
-    return np.zeros(n, np.float32)
+def _with_intensity(pts: np.ndarray, path: Path, intensity: float | None) -> np.ndarray:
+    """N x 4: the points with `intensity` for every point when given; UserError for x, y, z only without it."""
+    if intensity is not None:
+        return np.column_stack([pts[:, :3], np.full(len(pts), intensity, np.float32)])
+    if pts.shape[1] < 4:
+        raise UserError(f"{path}: x, y, z only, no intensity, which the model was trained with; pass --intensity V "
+                        "to give every point the intensity V (read_points: intensity=V), and expect other detections "
+                        "than with real intensities")
+    return pts
 
 
 def _read_open3d(path: Path) -> np.ndarray:
@@ -254,5 +273,4 @@ def _read_open3d(path: Path) -> np.ndarray:
         raise UserError(f"{path}: Open3D read no points from it (malformed or empty {path.suffix} file)")
     xyz = pc.point["positions"].numpy().astype(np.float32).reshape(-1, 3)
     key = next((k for k in INTENSITY_NAMES if k in pc.point), None)
-    inten = pc.point[key].numpy().astype(np.float32).reshape(-1) if key else _no_intensity(path, len(xyz))
-    return np.column_stack([xyz, inten])
+    return np.column_stack([xyz, pc.point[key].numpy().astype(np.float32).reshape(-1)]) if key else xyz

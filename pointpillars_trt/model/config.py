@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,10 @@ class PointPillarsConfig:
     nms_pre: int = 4096
     nms_thresh: float = 0.01
     max_det: int = 500
+    # ---- the scans' intensities (OpenPCDet's YAML has no such keys; the exported graphs do not depend on them:
+    # excluded from inference_dict() and digest(), so they change no cache key or manifest)
+    intensity_range: tuple[float, float] = (0.0, 1.0)  # what the model was trained on (KITTI's reflectance: 0..1)
+    intensity_scale: float = 1.0  # multiplies every point's intensity before voxelization (0..255 data: 1/255)
     # ---- training only (OpenPCDet's TARGET_ASSIGNER_CONFIG, LOSS_CONFIG, OPTIMIZATION, DATA_AUGMENTOR);
     # not part of the exported model: excluded from inference_dict() and digest()
     matched_thresholds: tuple[float, ...] = (0.6, 0.5, 0.5)  # per anchor class: BEV IoU for a positive anchor
@@ -135,6 +140,11 @@ class PointPillarsConfig:
             raise UserError(f"config: grid {nx}x{ny} is not divisible by feature stride {self.feature_stride}")
         if not len(self.matched_thresholds) == len(self.unmatched_thresholds) == self.num_classes:
             raise UserError("config: one matched and one unmatched threshold per anchor class are needed")
+        lo_hi = tuple(self.intensity_range)
+        if len(lo_hi) != 2 or not all(math.isfinite(v) for v in lo_hi) or not lo_hi[0] < lo_hi[1]:
+            raise UserError(f"intensity range must be two finite numbers LO < HI, got {self.intensity_range}")
+        if not (math.isfinite(self.intensity_scale) and self.intensity_scale > 0):
+            raise UserError(f"intensity scale must be a positive number, got {self.intensity_scale}")
 
     # ---- I/O ----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -142,8 +152,9 @@ class PointPillarsConfig:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     def inference_dict(self) -> dict[str, Any]:
-        """to_dict() without the training-only fields: what exported models depend on (manifests, cache keys)."""
-        return {k: v for k, v in self.to_dict().items() if k not in TRAINING_FIELDS}
+        """to_dict() without the training-only and intensity fields: what exported models depend on (manifests,
+        cache keys)."""
+        return {k: v for k, v in self.to_dict().items() if k not in TRAINING_FIELDS | INTENSITY_FIELDS}
 
     def digest(self) -> str:
         """A short hash of the inference contract: cache keys of files that depend on it (ONNX exports, demo model)."""
@@ -196,6 +207,7 @@ class PointPillarsConfig:
 
 _NAMES = [f.name for f in dataclasses.fields(PointPillarsConfig)]
 TRAINING_FIELDS = frozenset(_NAMES[_NAMES.index("matched_thresholds"):])  # the fields after "training only"
+INTENSITY_FIELDS = frozenset({"intensity_range", "intensity_scale"})
 
 
 def _openpcdet_fields(y: dict[str, Any], path: Path) -> dict[str, Any]:

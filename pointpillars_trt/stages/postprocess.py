@@ -23,7 +23,8 @@ def scores_and_labels(cls_logits: np.ndarray, num_classes: int) -> tuple[np.ndar
     logits = cls_logits.reshape(-1, num_classes)
     best = logits.argmax(axis=1)
     top = np.take_along_axis(logits, best[:, None], axis=1)[:, 0].astype(F32)
-    scores = (F32(1.0) / (F32(1.0) + np.exp(-top))).astype(F32)
+    with np.errstate(over="ignore"):  # exp(-logit) is inf below -88: the score is 0, as it should be (no warning)
+        scores = (F32(1.0) / (F32(1.0) + np.exp(-top))).astype(F32)
     return scores, (best + 1).astype(np.int32)
 
 
@@ -56,7 +57,8 @@ def decode_boxes(box_deltas: np.ndarray, anchors: np.ndarray, dir_logits: np.nda
     out[:, 0] = t[:, 0] * diag + a[:, 0]
     out[:, 1] = t[:, 1] * diag + a[:, 1]
     out[:, 2] = t[:, 2] * a[:, 5] + a[:, 2]
-    out[:, 3:6] = np.exp(t[:, 3:6]) * a[:, 3:6]
+    with np.errstate(over="ignore"):  # a delta past 88 (from junk input) is an inf size, as expf gives on the GPU
+        out[:, 3:6] = np.exp(t[:, 3:6]) * a[:, 3:6]
     yaw = t[:, 6] + a[:, 6]
     bins = dir_logits.argmax(axis=1).astype(F32)
     period = 2 * np.pi / cfg.num_dir_bins

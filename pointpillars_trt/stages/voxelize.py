@@ -6,6 +6,7 @@ and its float32 cell floor((p - min) / size) lies in the grid (this drops z outs
 [-3, 1)); pillars are numbered by first appearance; a pillar keeps its first
 ``max_points`` points; a point that would open pillar ``max_pillars + 1`` is
 dropped. Features per kept point: [x, y, z, i, x-xc, y-yc, z-zc, x-px, y-py, z-pz]
+(i = the point's intensity times the config's intensity_scale, one float32 multiply)
 with c the float32 mean of the pillar's kept points (summed in slot order) and p
 the pillar centre; padded slots are all zero. The GPU kernel (stages/voxelize_cuda.py)
 implements the same arithmetic.
@@ -31,13 +32,15 @@ class VoxelParams:
     grid: tuple[int, int, int]  # nx, ny, nz
     max_points: int
     max_pillars: int
+    intensity_scale: np.float32  # multiplies each kept point's intensity (1 leaves it exactly as given)
 
     @classmethod
     def from_config(cls, cfg: PointPillarsConfig) -> "VoxelParams":
         r = np.asarray(cfg.point_cloud_range, np.float64)
         v = np.asarray(cfg.voxel_size, np.float64)
         return cls(r[:3].astype(np.float32), r[3:].astype(np.float32), v.astype(np.float32),
-                   (v / 2 + r[:3]).astype(np.float32), cfg.grid_size, cfg.max_points_per_pillar, cfg.max_pillars)
+                   (v / 2 + r[:3]).astype(np.float32), cfg.grid_size, cfg.max_points_per_pillar, cfg.max_pillars,
+                   np.float32(cfg.intensity_scale))
 
 
 @dataclass
@@ -52,7 +55,7 @@ class VoxelStats:
 
 
 @numba.njit(cache=True, nogil=True)
-def _voxelize(points, rmin, rmax, vsize, coffset, nx, ny, nz, max_points, max_pillars,
+def _voxelize(points, rmin, rmax, vsize, coffset, nx, ny, nz, max_points, max_pillars, iscale,
               pillar_of_cell, features, coords, npoints):
     """Assign points to pillars, then decorate. Returns (P, in_range, kept, dropped_full, dropped_max)."""
     n_pillars = 0
@@ -94,8 +97,9 @@ def _voxelize(points, rmin, rmax, vsize, coffset, nx, ny, nz, max_points, max_pi
         if k >= max_points:
             dropped_full += 1
             continue
-        for c in range(4):
+        for c in range(3):
             features[p, k, c] = points[i, c]
+        features[p, k, 3] = points[i, 3] * iscale
         npoints[p] = k + 1
         kept += 1
     for p in range(n_pillars):
@@ -157,5 +161,6 @@ class Voxelizer:
             raise ValueError(f"points must be [N, >=4], got {pts.shape}")
         nx, ny, nz = vp.grid
         r = _voxelize(pts, vp.range_min, vp.range_max, vp.voxel_size, vp.centre_offset, nx, ny, nz,
-                      vp.max_points, vp.max_pillars, self.pillar_of_cell, self.features, self.coords, self.npoints)
+                      vp.max_points, vp.max_pillars, vp.intensity_scale, self.pillar_of_cell, self.features,
+                      self.coords, self.npoints)
         return VoxelStats(*[int(v) for v in r])

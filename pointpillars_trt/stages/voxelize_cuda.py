@@ -170,10 +170,10 @@ def _fill_buckets(npts, cell_of_point, pillar_of_cell, first_pt, cell_count, pil
 
 
 @cuda.jit(cache=True)
-def _place_points(npts, alloc, bucket, bucket_pillar, pillar_cnt, pillar_off, points, M, features, slot_of):
+def _place_points(npts, alloc, bucket, bucket_pillar, pillar_cnt, pillar_off, points, M, iscale, features, slot_of):
     """Per bucket entry q (a kept point i of pillar p): its slot = how many of p's entries have a smaller index, so
     a pillar keeps its first M points in input order whatever order its bucket was filled in; slots < M get x, y,
-    z, intensity in features[b, p, slot, 0:4]. One thread a point, no barriers: the O(n^2) compares only matter
+    z, intensity * iscale in features[b, p, slot, 0:4]. One thread a point, no barriers: the O(n^2) compares only matter
     for the few dense pillars near the sensor (at most 231 points in the shared KITTI scans)."""
     b = cuda.blockIdx.y
     q = cuda.grid(1)
@@ -189,8 +189,9 @@ def _place_points(npts, alloc, bucket, bucket_pillar, pillar_cnt, pillar_off, po
             r += 1
     slot_of[b, q] = r
     if r < M:
-        for ch in range(4):
+        for ch in range(3):
             features[b, p, r, ch] = points[b, i, ch]
+        features[b, p, r, 3] = points[b, i, 3] * iscale
 
 
 @cuda.jit(cache=True)
@@ -374,7 +375,8 @@ class GpuVoxelizer:
         M = self.vp.max_points
         grid = (max(1, (cap + TPB - 1) // TPB), batch)
         _place_points[grid, TPB, stream](b.npts, self.alloc_ctr, self.bucket, self.bucket_pillar, self.pillar_cnt,
-                                         self.pillar_off, b.points, M, b.features, self.slot_of)
+                                         self.pillar_off, b.points, M, self.vp.intensity_scale, b.features,
+                                         self.slot_of)
         _decorate[grid, TPB, stream](b.npts, self.alloc_ctr, self.bucket_pillar, self.slot_of, self.pillar_cnt,
                                      self.fill, b.coords, self.pillar_of_cell, nx, ny, M, *self._vsize, *self._offset,
                                      b.features, b.npoints, b.stats)

@@ -1,20 +1,23 @@
 """The training loop: batched forward of the train-mode networks, OpenPCDet's losses, AdamW with a one-cycle
-learning rate, a tqdm bar with the losses, checkpoints in OpenPCDet's format, resume, and a time limit."""
+learning rate, a tqdm bar with the losses (on a terminal; a line per save in a log), checkpoints in OpenPCDet's
+format, resume, a time limit, and Ctrl-C that saves the last finished step before exiting."""
 from __future__ import annotations
 
 import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from pointpillars_trt.log import progress
+from pointpillars_trt.log import info, on_terminal, progress
 from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.model.networks import PointPillarsNets, load_checkpoint
 from pointpillars_trt.training.data import SyntheticFrames, collate
+from pointpillars_trt.training.interrupt import StepGuard
 from pointpillars_trt.training.losses import detection_losses
 
 
@@ -117,6 +120,23 @@ def _batches(ds: SyntheticFrames, opts: TrainOptions, epoch: int, skip: int, dev
                                        persistent_workers=False, prefetch_factor=2 if opts.workers else None)
 
 
+def _step(nets: PointPillarsNets, optimizer: torch.optim.Optimizer, sched: Any, batch: dict[str, torch.Tensor],
+          device: torch.device, cfg: PointPillarsConfig) -> dict[str, float]:
+    """One optimisation step on a batch; returns its losses and learning rate."""
+    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    cls, box, dirs = forward(nets, batch)
+    losses = detection_losses(cls, box, dirs, batch["labels"], batch["pos_batch"], batch["pos_idx"],
+                              batch["box_targets"], batch["dir_targets"], cfg)
+    optimizer.zero_grad(set_to_none=True)
+    losses["loss"].backward()
+    torch.nn.utils.clip_grad_norm_(nets.parameters(), cfg.grad_norm_clip)
+    optimizer.step()
+    sched.step()
+    vals = {k: float(v.detach()) for k, v in losses.items()}
+    vals["lr"] = optimizer.param_groups[0]["lr"]
+    return vals
+
+
 def train(opts: TrainOptions, cfg: PointPillarsConfig) -> dict:
     """Train (or continue training) and write opts.out; returns a summary (iterations, last losses, seconds)."""
 
@@ -141,43 +161,43 @@ def train(opts: TrainOptions, cfg: PointPillarsConfig) -> dict:
     it = it0
     hist: list[dict] = []
     bar = progress(total=total, initial=it0, unit="it", desc="train", dynamic_ncols=True)
-    stopped = False
+    stopped = interrupted = False
     try:
-        for epoch in range(it0 // per_epoch, opts.epochs):
-            skip = it0 - epoch * per_epoch if epoch == it0 // per_epoch else 0
-            for batch in _batches(ds, opts, epoch, skip, device):
-                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-                cls, box, dirs = forward(nets, batch)
-                losses = detection_losses(cls, box, dirs, batch["labels"], batch["pos_batch"], batch["pos_idx"],
-                                          batch["box_targets"], batch["dir_targets"], cfg)
-                optimizer.zero_grad(set_to_none=True)
-                losses["loss"].backward()
-                torch.nn.utils.clip_grad_norm_(nets.parameters(), cfg.grad_norm_clip)
-                optimizer.step()
-                sched.step()
-                it += 1
-                vals = {k: float(v.detach()) for k, v in losses.items()}
-                vals["lr"] = optimizer.param_groups[0]["lr"]
-                hist.append(vals)
-                bar.set_postfix(loss=f"{vals['loss']:.3f}", cls=f"{vals['cls']:.3f}", loc=f"{vals['loc']:.3f}",
-                                dir=f"{vals['dir']:.3f}", lr=f"{vals['lr']:.2e}", refresh=False)
-                bar.update(1)
-                if log and (it % opts.log_every == 0 or it == total):
-                    log.write(json.dumps({"it": it, "epoch": epoch, "s": round(time.time() - t0, 1),
-                                          **{k: round(v, 5) for k, v in vals.items()}}) + "\n")
-                    log.flush()
-                if it % opts.save_every == 0:
-                    save_checkpoint(out, nets, optimizer, epoch, it, opts)
-                if opts.time_limit and time.time() - t0 > opts.time_limit and it < total:
-                    stopped = True
+        with StepGuard() as guard:
+            for epoch in range(it0 // per_epoch, opts.epochs):
+                skip = it0 - epoch * per_epoch if epoch == it0 // per_epoch else 0
+                for batch in _batches(ds, opts, epoch, skip, device):
+                    with guard.step():  # a Ctrl-C in here waits for the step to end (training/interrupt.py)
+                        vals = _step(nets, optimizer, sched, batch, device, cfg)
+                        it += 1
+                    hist.append(vals)
+                    bar.set_postfix(loss=f"{vals['loss']:.3f}", cls=f"{vals['cls']:.3f}", loc=f"{vals['loc']:.3f}",
+                                    dir=f"{vals['dir']:.3f}", lr=f"{vals['lr']:.2e}", refresh=False)
+                    bar.update(1)
+                    if log and (it % opts.log_every == 0 or it == total):
+                        log.write(json.dumps({"it": it, "epoch": epoch, "s": round(time.time() - t0, 1),
+                                              **{k: round(v, 5) for k, v in vals.items()}}) + "\n")
+                        log.flush()
+                    if it % opts.save_every == 0:
+                        save_checkpoint(out, nets, optimizer, epoch, it, opts)
+                        if not on_terminal():  # no bar in a log: a line per save instead
+                            info(f"iteration {it}/{total}: loss {vals['loss']:.4f}, saved {out}")
+                    if opts.time_limit and time.time() - t0 > opts.time_limit and it < total:
+                        stopped = True
+                        break
+                if stopped:
                     break
-            if stopped:
-                break
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         bar.close()
         if log:
             log.close()
     save_checkpoint(out, nets, optimizer, it // per_epoch, it, opts)
+    if interrupted:  # saved; the command exits with 130 as for any Ctrl-C
+        info(f"interrupted at iteration {it} of {total}: saved {out}; continue with --resume {out} --out {out} "
+             "(same other options)")
+        raise KeyboardInterrupt
     secs = time.time() - t0
     return {"it": it, "total": total, "stopped_early": stopped, "seconds": secs, "frames_per_s": (it - it0) * opts.batch_size / secs,
             "losses": hist}
