@@ -3,7 +3,6 @@ called per scan, per batch, or over a stream of files. The commands make their d
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections import deque
 from itertools import islice
@@ -19,7 +18,7 @@ from pointpillars_trt.io.detections import Detections
 from pointpillars_trt.model import identity as model_identity
 from pointpillars_trt.model import store
 from pointpillars_trt.model import tensor_names as tn
-from pointpillars_trt.model.config import PointPillarsConfig
+from pointpillars_trt.model.config import PointPillarsConfig, with_intensity
 from pointpillars_trt.pipelines.cpu import ScanResult
 from pointpillars_trt.pipelines.inputs import as_scan
 from pointpillars_trt.pipelines.intensity import IntensityCheck
@@ -164,7 +163,7 @@ class Detector:
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise UserError(f"{name} must be a positive integer, got {value!r}")
         phases.mark("until the detector is asked for (imports, the command's checks)")
-        cfg = _with_intensity(store.load_config(config), intensity_scale, intensity_range)
+        cfg = with_intensity(store.load_config(config), intensity_scale, intensity_range)
         be, dev = choose_backend(backend, device)
         phases.mark("backend chosen (Numba, the CUDA driver)")
         cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -403,21 +402,6 @@ class Detector:
 
     def __repr__(self) -> str:
         return f"Detector({self._description}{', closed' if self._closed else ''})"
-
-
-def _with_intensity(cfg: PointPillarsConfig, scale: float | None,
-                    lo_hi: tuple[float, float] | None) -> PointPillarsConfig:
-    """The config with the caller's intensity scale / range, checked (UserError for a bad value)."""
-    changes: dict[str, Any] = {}
-    try:
-        if scale is not None:
-            changes["intensity_scale"] = float(scale)
-        if lo_hi is not None:
-            changes["intensity_range"] = tuple(float(v) for v in lo_hi)
-    except (TypeError, ValueError):
-        raise UserError(f"intensity_scale must be a number and intensity_range two numbers (lo, hi), got "
-                        f"{scale!r} and {lo_hi!r}") from None
-    return dataclasses.replace(cfg, **changes) if changes else cfg
 
 
 def _read_scan(path: Any) -> np.ndarray:

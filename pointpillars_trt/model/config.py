@@ -304,3 +304,18 @@ def _training_fields(y: dict[str, Any], head: dict[str, Any], out: dict[str, Any
             out[name] = float(opt[key])
     if "MOMS" in opt:
         out["moms"] = [float(v) for v in opt["MOMS"]]
+
+
+def with_intensity(cfg: PointPillarsConfig, scale: float | None,
+                    lo_hi: tuple[float, float] | None) -> PointPillarsConfig:
+    """The config with the caller's intensity scale / range, checked (UserError for a bad value)."""
+    changes: dict[str, Any] = {}
+    try:
+        if scale is not None:
+            changes["intensity_scale"] = float(scale)
+        if lo_hi is not None:
+            changes["intensity_range"] = tuple(float(v) for v in lo_hi)
+    except (TypeError, ValueError):
+        raise UserError(f"intensity_scale must be a number and intensity_range two numbers (lo, hi), got "
+                        f"{scale!r} and {lo_hi!r}") from None
+    return dataclasses.replace(cfg, **changes) if changes else cfg
