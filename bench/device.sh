@@ -51,7 +51,7 @@ record() {  # record WHAT: stdin into $OUT/<date>_<device>_WHAT.log, after the r
 
 part_tests() {  # each file on its own clock, so that one slow file cannot starve the others
   { timeout 150 python3 -m pytest -v -rs -p no:cacheprovider tests/test_cold_start.py
-    timeout 210 python3 -m pytest -v -rs -p no:cacheprovider tests/test_gpu_device.py
+    timeout 210 python3 -m pytest -v -rs -p no:cacheprovider tests/test_gpu_device.py tests/test_input_mistakes.py
     timeout 180 python3 -m pytest -v -rs -p no:cacheprovider tests/test_api_gpu.py
     timeout 180 python3 -m pytest -v -rs -p no:cacheprovider tests/test_background_compile.py; } 2>&1 | record tests
 }
