@@ -10,7 +10,7 @@ from pointpillars_trt import __version__
 from pointpillars_trt.errors import UserError
 
 # modules that each register one or more subcommands with add_parser(subparsers)
-COMMAND_MODULES = ("infer", "eval", "view", "make_sample", "export", "build", "bench", "cache", "train")
+COMMAND_MODULES = ("infer", "eval", "view", "make_sample", "export", "build", "bench", "cache", "train", "sim2real")
 
 
 def build_parser() -> argparse.ArgumentParser:
