@@ -80,8 +80,22 @@ def anchor_classes(cfg: PointPillarsConfig) -> np.ndarray:
 
 def assign_targets(anchors: np.ndarray, gt_boxes: np.ndarray, gt_labels: np.ndarray, cfg: PointPillarsConfig,
                    anchor_cls: np.ndarray | None = None) -> Targets:
-    """Targets of one frame: anchors [A, 7], gt_boxes [G, 7] (lidar), gt_labels [G] 1-based class ids."""
+    """Targets of one frame: anchors [A, 7], gt_boxes [G, 7] (lidar), gt_labels [G] 1-based class ids.
+
+    A negative label -k marks an ignore region of class k (an object too faint to learn from): anchors of that class
+    that would be background there (BEV IoU >= the class's unmatched threshold) are ignored instead."""
     anchor_cls = anchor_classes(cfg) if anchor_cls is None else anchor_cls
+    ignore = gt_labels < 0
+    if ignore.any():
+        t = assign_targets(anchors, gt_boxes[~ignore], gt_labels[~ignore], cfg, anchor_cls)
+        for c in np.unique(-gt_labels[ignore]) - 1:
+            a_idx = np.flatnonzero((anchor_cls == c) & (t.labels == 0))
+            near = np.zeros(len(a_idx), bool)
+            for g in gt_boxes[ignore & (gt_labels == -(c + 1))]:
+                close = np.flatnonzero(np.hypot(anchors[a_idx, 0] - g[0], anchors[a_idx, 1] - g[1]) < 6.0)
+                near[close] |= nearest_bev_iou(anchors[a_idx[close]], g[None])[:, 0] >= cfg.unmatched_thresholds[c]
+            t.labels[a_idx[near]] = -1
+        return t
     labels = np.full(len(anchors), -1, np.int8)
     match = np.full(len(anchors), -1, np.int64)  # gt index a positive regresses to
     for c in range(cfg.num_classes):
