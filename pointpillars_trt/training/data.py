@@ -21,7 +21,7 @@ from pointpillars_trt.training.augment import augment, boxes_in_range
 from pointpillars_trt.training.frames import scene_arrays
 from pointpillars_trt.training.gt_database import GtDatabase
 from pointpillars_trt.training.gt_sampling import SamplingOptions, sample_into
-from pointpillars_trt.training.targets import anchor_classes, assign_targets
+from pointpillars_trt.training.targets import anchor_classes, anchor_index, assign_targets
 
 
 @dataclasses.dataclass
@@ -48,6 +48,7 @@ class TrainingFrames(torch.utils.data.Dataset):
             self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.anchors = make_anchors(cfg)
         self.anchor_cls = anchor_classes(cfg)
+        self.index = anchor_index(self.anchors, self.anchor_cls, cfg.num_classes)
         self._vox: Voxelizer | None = None  # made in the worker that uses it
 
     def __len__(self) -> int:
@@ -77,7 +78,7 @@ class TrainingFrames(torch.utils.data.Dataset):
             self._vox = Voxelizer(vcfg)
         st = self._vox(points)
         p = st.num_pillars
-        t = assign_targets(self.anchors, boxes, labels, cfg, self.anchor_cls)
+        t = assign_targets(self.anchors, boxes, labels, cfg, self.anchor_cls, self.index)
         return {"features": self._vox.features[:p].copy(), "coords": self._vox.coords[:p].copy(),
                 "labels": t.labels, "pos_idx": t.pos_idx, "box_targets": t.box_targets, "dir_targets": t.dir_targets,
                 "gt_boxes": boxes.astype(np.float32), "gt_labels": labels}
