@@ -156,3 +156,25 @@ def test_generation_is_fast() -> None:
     scene = generate_scene(123, CFG)
     assert time.perf_counter() - t < 5.0
     assert len(scene.points) > 5000
+
+
+@pytest.mark.parametrize("style", ["sedan", "hatchback", "estate"])
+def test_cars_are_shaped_like_cars(style, monkeypatch) -> None:
+    """A car seen from the side: low hood and boot, a cabin that reaches the roof in the middle, every point inside
+    the box, and glass that loses rays (fewer returns on the cabin than on the body below it)."""
+    from pointpillars_trt.sample import objects
+
+    monkeypatch.setattr(objects, "car_style", lambda rng: style)
+    lay = Layout()
+    lay.add_object("Car", 9.0, 0.0, (4.2, 1.7, 1.5), np.pi / 2, Sensor())  # broadside, 9 m ahead, facing left
+    scene = render_layout(lay, np.random.default_rng(0))
+    box = scene.boxes[0]
+    pts = scene.points[points_in_box(scene.points, box, tol=0.05)]
+    along = pts[:, 1] - box[1]  # towards the car's front
+    assert len(pts) > 200 and np.abs(along).max() <= 2.15
+    h = pts[:, 2] - (box[2] - box[5] / 2)
+    front, middle = along > 1.45, np.abs(along + 0.2) < 0.4
+    assert h[front].max() < 0.68 * 1.5 and h[middle].max() > 0.9 * 1.5
+    side = np.abs(along) < 1.0
+    body, cabin = side & (h > 0.25 * 1.5) & (h < 0.55 * 1.5), side & (h > 0.65 * 1.5) & (h < 0.9 * 1.5)
+    assert cabin.sum() < 0.8 * body.sum()

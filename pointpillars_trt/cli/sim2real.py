@@ -28,6 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="where the tables and plots go")
     p.add_argument("--frames", type=int, default=40, help="synthetic frames to measure (default 40)")
     p.add_argument("--seed", type=int, default=0, help="their make-sample seed (default 0)")
+    p.add_argument("--synthetic", type=Path, metavar="DIR",
+                   help="measure the generated frames already in this KITTI-layout directory (e.g. an older generator's "
+                        "`make-sample` output) instead of generating --frames now; not with --fit")
     p.add_argument("--fit", action="store_true", help="fit the return model to the real frames; print and save it")
     p.add_argument("--force", action="store_true", help="overwrite files already in --out")
     p.set_defaults(func=run)
@@ -51,15 +54,22 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--out {args.out} is not a directory")
     if report.exists() and not args.force:
         raise UserError(f"{report} exists; pass --force to overwrite")
+    if args.synthetic is not None and (args.fit or not (args.synthetic / "training" / "velodyne").is_dir()):
+        raise UserError(f"--synthetic {args.synthetic}: " + ("--fit needs frames generated now, drop one of them"
+                                                              if args.fit else "no training/velodyne/ in it"))
     from pointpillars_trt.evaluation.sim_to_real import measure_real, measure_synthetic, report_md
     from pointpillars_trt.evaluation.sim_to_real_plots import save_plots
 
     real = measure_real(args.real, ids)
-    syn, sample = measure_synthetic(args.frames, args.seed)
+    if args.synthetic is not None:
+        syn_ids = sorted(p.stem for p in (args.synthetic / "training" / "velodyne").glob("*.bin"))
+        syn, sample = measure_real(args.synthetic, syn_ids, name="synthetic"), None
+    else:
+        syn, sample = measure_synthetic(args.frames, args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     plots = save_plots(real, syn, args.out)
     report.write_text(report_md(real, syn, plots))
-    print(f"wrote {report} and {len(plots)} plots ({len(ids)} real frames, {args.frames} synthetic, seed {args.seed})")
+    print(f"wrote {report} and {len(plots)} plots ({len(ids)} real frames, {len(syn.cats)} synthetic)")
     if args.fit:
         from pointpillars_trt.evaluation.return_fit import fit_returns, model_source
 

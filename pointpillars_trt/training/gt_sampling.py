@@ -23,7 +23,7 @@ class SamplingOptions:
     """Group sizes (objects per class a frame is filled up to) and the pasting limits."""
 
     groups: tuple[tuple[str, int], ...] = (("Car", 15), ("Pedestrian", 10), ("Cyclist", 10))
-    real_share: float = 0.5  # chance that a pasted object comes from a real frame, when the database holds any
+    real_share: float = 0.25  # chance that a pasted object comes from a real frame, when the database holds any
     max_bearing: float = 0.61  # rad (35 deg) either side of straight ahead: inside the camera's view
     min_range: float = 3.0
     max_range: float = 66.0
