@@ -58,10 +58,10 @@ def test_database_holds_usable_objects_of_the_training_split_only(mix):
     assert sizes.min() >= 5  # OpenPCDet's filter_by_min_points
     for k in range(len(db)):
         assert inside(db.object_points(k), db.boxes[k]).all()
-    # the real database: 000008's cars of a known difficulty (its 0.88-truncated one and the one of unknown
-    # occlusion are left out, as OpenPCDet's filter_by_difficulty [-1] does) and 000134's objects
+    # the real database: 000008's cars of a known difficulty that the image edge did not cut (its 0.88-truncated
+    # one and the one of unknown occlusion are left out) and 000134's objects
     o = read_labelled_frame(KITTI, "000008").objects
-    known = (o.name == "Car") & (o.truncated <= 0.5) & (o.occluded <= 2) & (o.bbox[:, 3] - o.bbox[:, 1] >= 25)
+    known = (o.name == "Car") & (o.truncated <= 0.15) & (o.occluded <= 2) & (o.bbox[:, 3] - o.bbox[:, 1] >= 25)
     assert ((db.source == "000008") & (db.names == "Car")).sum() == known.sum() == 4
     assert ((db.source == "000134") & (db.names == "Pedestrian")).sum() >= 5
 
@@ -87,6 +87,10 @@ def test_pasted_objects_never_overlap_and_replace_the_points_inside(mix, source)
         assert math.degrees(abs(math.atan2(b[1], b[0]))) <= 35.01
     kept_scene = len(out["points"]) - sum(inside(out["points"], b).sum() for b in out["boxes"][:n_new])
     assert kept_scene <= len(frame["points"])
+    removed = np.any([inside(frame["points"], b, 0.0) for b in out["boxes"][:n_new]], axis=0)
+    pasted = out["points"][:len(out["points"]) - int((~removed).sum())]  # pasted points come first
+    assert len(pasted) >= 5 * n_new
+    assert np.any([inside(pasted, b, 1e-3) for b in out["boxes"][:n_new]], axis=0).all()  # each in its box
     assert (out["labels"][:n_new] > 0).all() and out["usable"][:n_new].all()
 
 

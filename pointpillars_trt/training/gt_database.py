@@ -2,7 +2,7 @@
 with its box, from the generator's training frames and from the real frames of the training split.
 
 Usable as OpenPCDet's pointpillar.yaml PREPARE says: at least 5 points (filter_by_min_points) and a known KITTI
-difficulty (filter_by_difficulty [-1]: 2D box >= 25 px high, occlusion <= 2, truncation <= 0.5)."""
+difficulty (filter_by_difficulty [-1]: 2D box >= 25 px high, occlusion <= 2), and not cut by the image's edge."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -83,6 +83,9 @@ def cut_objects(points: np.ndarray, boxes: np.ndarray, names: np.ndarray, usable
                       np.concatenate(pts).astype(np.float32))
 
 
-def kitti_usable(truncated: np.ndarray, occluded: np.ndarray, bbox_height: np.ndarray) -> np.ndarray:
-    """Objects of a known KITTI difficulty (at least 'hard'): OpenPCDet's filter_by_difficulty [-1]."""
-    return (bbox_height >= 25) & (occluded <= 2) & (truncated <= 0.5)
+def kitti_usable(truncated: np.ndarray, occluded: np.ndarray, bbox_height: np.ndarray,
+                 max_truncation: float = 0.15) -> np.ndarray:
+    """Objects of a known KITTI difficulty (OpenPCDet's filter_by_difficulty [-1]: 2D box >= 25 px, occlusion
+    <= 2) that the image edge did not cut: pasting turns them to another bearing, where a cut would show (OpenPCDet
+    keeps truncation up to 0.5, pasting in place)."""
+    return (bbox_height >= 25) & (occluded <= 2) & (truncated <= max_truncation)

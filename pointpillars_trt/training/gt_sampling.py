@@ -33,13 +33,16 @@ class SamplingOptions:
 
 
 def _turn(box: np.ndarray, pts: np.ndarray, angle: float, factor: float) -> tuple[np.ndarray, np.ndarray]:
-    """Rotate an object about the sensor's z axis by angle and move it radially by factor (x, y only)."""
+    """Rotate an object about the sensor's z axis by angle, then shift it along its bearing to factor times its
+    distance (the object keeps its shape)."""
     c, s = np.cos(angle), np.sin(angle)
-    rot = np.array([[c, -s], [s, c]]) * factor
+    rot = np.array([[c, -s], [s, c]])
     box, pts = box.copy(), pts.copy()
-    box[:2] = rot @ box[:2]
+    centre = rot @ box[:2]
+    shift = (factor - 1.0) * centre
+    box[:2] = centre + shift
     box[6] += angle
-    pts[:, :2] = (pts[:, :2].astype(np.float64) @ rot.T).astype(np.float32)
+    pts[:, :2] = (pts[:, :2].astype(np.float64) @ rot.T + shift).astype(np.float32)
     return box, pts
 
 
