@@ -11,7 +11,7 @@ import pytest
 from conftest import KITTI, REPO
 from pointpillars_trt.evaluation.return_fit import SyntheticSample, fit_returns, shade_table, table_distance
 from pointpillars_trt.evaluation.scan_stats import CLASSES, points_in_box, rings
-from pointpillars_trt.evaluation.sim_to_real import measure_real, measure_synthetic
+from pointpillars_trt.evaluation.sim_to_real import in_rows, measure_real, measure_synthetic
 from pointpillars_trt.io.kitti_frames import read_labelled_frame
 from pointpillars_trt.sample.returns import ReturnModel
 from test_cli_bad_input import assert_one_line_error, cli
@@ -41,6 +41,20 @@ def test_points_in_box_against_a_hand_made_box():
     assert points_in_box(pts, box).tolist() == [True, True, True, False]
     turned = np.array([10.0, 0.0, 0.0, 4.0, 2.0, 1.5, np.pi / 2])  # 4 m along y now
     assert points_in_box(pts, turned).tolist() == [True, False, True, False]
+
+
+def test_cars_in_rows_by_hand():
+    cars = np.array([[10, 3, 0, 4, 1.6, 1.5, 0.0],  # a pair end to end, 1 m apart, one turned round
+                     [15, 3.2, 0, 4, 1.6, 1.5, 3.1],
+                     [30, 3, 0, 4, 1.6, 1.5, 0.0],  # 11 m behind them
+                     [15, -3, 0, 4, 1.6, 1.5, 1.57]])  # across the road, crosswise
+    assert in_rows(cars).tolist() == [True, True, False, False]
+
+
+def test_rows_of_parked_cars(real, synthetic):
+    """000008 has a row of parked cars; so do many generated frames."""
+    share = lambda fs: np.concatenate([in_rows(c) for c in fs.cars]).mean()  # noqa: E731
+    assert in_rows(real.cars[8]).sum() >= 2 and 0.1 < share(synthetic[0]) < 0.8
 
 
 def test_rings_of_a_real_scan_match_kitti_hdl64(real):

@@ -27,9 +27,11 @@ class FrameSet:
     intensity: list[np.ndarray] = field(default_factory=list)
     rings: list[Rings] = field(default_factory=list)
     heights: list[np.ndarray] = field(default_factory=list)
+    cars: list[np.ndarray] = field(default_factory=list)  # per frame: the labelled cars' boxes
 
     def add(self, points: np.ndarray, boxes: np.ndarray, names: np.ndarray) -> Categories:
         c = categorize(points, boxes, names)
+        self.cars.append(np.asarray(boxes)[np.asarray(names) == "Car"].reshape(-1, 7))
         self.cats.append(c)
         self.intensity.append(points[:, 3].copy())
         self.rings.append(rings(points))
@@ -145,6 +147,30 @@ def clutter_md(real: FrameSet, syn: FrameSet) -> str:
     return "\n".join(rows) + "\n"
 
 
+def in_rows(cars: np.ndarray, gap: float = 2.5) -> np.ndarray:
+    """Cars parked or queued in a row: another car heading the same way (or opposite) lies end to end with it,
+    less than gap metres between their ends and less than a metre to the side."""
+    row = np.zeros(len(cars), bool)
+    for i, a in enumerate(cars):
+        for j, b in enumerate(cars):
+            d = b[:2] - a[:2]
+            along = abs(d[0] * np.cos(a[6]) + d[1] * np.sin(a[6]))
+            side = abs(-d[0] * np.sin(a[6]) + d[1] * np.cos(a[6]))
+            turn = abs((b[6] - a[6] + np.pi / 2) % np.pi - np.pi / 2)
+            row[i] |= i != j and turn < 0.3 and side < 1.0 and along < (a[3] + b[3]) / 2 + gap
+    return row
+
+
+def rows_md(real: FrameSet, syn: FrameSet) -> str:
+    """Labelled cars per frame and the share of them standing in a row (parked or queued)."""
+    rows = ["| | cars per frame | in a row |", "|---|---|---|"]
+    for fs in (real, syn):
+        n = np.array([len(c) for c in fs.cars])
+        share = np.concatenate([in_rows(c) for c in fs.cars]).mean() if n.sum() else np.nan
+        rows.append(f"| {fs.name} | {n.mean():.1f} | {share:.0%} |")
+    return "\n".join(rows) + "\n"
+
+
 def sizes_md(real: FrameSet, syn: FrameSet) -> str:
     """Mean and standard deviation of labelled boxes' length, width, height per class."""
     rows = ["| class | " + real.name + " l / w / h (m) | synthetic l / w / h (m) |", "|---|---|---|"]
@@ -167,6 +193,7 @@ def report_md(real: FrameSet, syn: FrameSet, plots: list[str]) -> str:
              "## Intensity: zero fraction and nonzero median\n", intensity_md(real, syn),
              "## Beam pattern\n", beam_md(real, syn),
              "## Clutter: background points per frame within 40 m, by height above the ground\n", clutter_md(real, syn),
+             "## Cars in rows\n", rows_md(real, syn),
              "## Object sizes\n", sizes_md(real, syn), "## Plots\n"]
     parts += [f"![{p}]({p})\n" for p in plots]
     return "\n".join(parts)
