@@ -10,7 +10,7 @@ import pytest
 from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.io.kitti import Calib, read_bin, read_labels
 from pointpillars_trt.sample.dataset import write_dataset, write_frame
-from pointpillars_trt.sample.layout import Layout
+from pointpillars_trt.sample.layout import SIZE_SPREAD, Layout
 from pointpillars_trt.sample.raycast import Prim
 from pointpillars_trt.sample.scene import generate_scene, render_layout
 from pointpillars_trt.sample.sensor import IMAGE_SHAPE, Sensor
@@ -123,7 +123,9 @@ def test_class_sizes_follow_config_anchors(scenes) -> None:
         assert sel.sum() >= 3, f"too few {anchor.name} in 12 scenes"
         size = np.array(anchor.size)
         np.testing.assert_allclose(boxes[sel, 3:6].mean(axis=0), size, rtol=0.08)
-        assert np.all(np.abs(boxes[sel, 3:6] / size - 1) <= 0.16)
+        spread = np.array(SIZE_SPREAD[anchor.name.lower()])  # KITTI's label spread, clipped at 2 sigma
+        assert np.all(np.abs(boxes[sel, 3:6] / size - 1) <= 2 * spread + 1e-9)
+        assert np.all(boxes[sel, 3:6].std(axis=0) / size > 0.3 * spread)  # and they do spread
     assert set(names) <= set(CFG.class_names)
 
 
@@ -134,7 +136,7 @@ def test_occlusion_levels_for_objects_behind_others(tmp_path: Path) -> None:
     lay.add_object("Car", 18.0, 0.0, (3.9, 1.6, 1.56), 0.0, sensor)  # right behind it
     lay.add_object("Car", 18.5, -1.9, (3.9, 1.6, 1.56), 0.0, sensor)  # behind, half to the side
     lay.add_object("Pedestrian", 25.0, 6.0, (0.8, 0.6, 1.73), 0.3, sensor)  # in the open
-    lay.clutter.append(Prim("box", (30.0, -8.0, 0.0, 0.5, 6.0, 6.0, 0.0), -1, 0.5))  # a wall ...
+    lay.clutter.append(Prim("box", (30.0, -8.0, 0.0, 0.5, 6.0, 6.0, 0.0), -1, "wall", 0.5))  # a wall ...
     lay.add_object("Pedestrian", 33.0, -8.0, (0.8, 0.6, 1.73), 0.3, sensor)  # ... hiding this one completely
     scene = render_layout(lay, np.random.default_rng(0), sensor)
     front, behind, half, ped, hidden = range(5)
@@ -154,3 +156,25 @@ def test_generation_is_fast() -> None:
     scene = generate_scene(123, CFG)
     assert time.perf_counter() - t < 5.0
     assert len(scene.points) > 5000
+
+
+@pytest.mark.parametrize("style", ["sedan", "hatchback", "estate"])
+def test_cars_are_shaped_like_cars(style, monkeypatch) -> None:
+    """A car seen from the side: low hood and boot, a cabin that reaches the roof in the middle, every point inside
+    the box, and glass that loses rays (fewer returns on the cabin than on the body below it)."""
+    from pointpillars_trt.sample import objects
+
+    monkeypatch.setattr(objects, "car_style", lambda rng: style)
+    lay = Layout()
+    lay.add_object("Car", 9.0, 0.0, (4.2, 1.7, 1.5), np.pi / 2, Sensor())  # broadside, 9 m ahead, facing left
+    scene = render_layout(lay, np.random.default_rng(0))
+    box = scene.boxes[0]
+    pts = scene.points[points_in_box(scene.points, box, tol=0.05)]
+    along = pts[:, 1] - box[1]  # towards the car's front
+    assert len(pts) > 200 and np.abs(along).max() <= 2.15
+    h = pts[:, 2] - (box[2] - box[5] / 2)
+    front, middle = along > 1.45, np.abs(along + 0.2) < 0.4
+    assert h[front].max() < 0.68 * 1.5 and h[middle].max() > 0.9 * 1.5
+    side = np.abs(along) < 1.0
+    body, cabin = side & (h > 0.25 * 1.5) & (h < 0.55 * 1.5), side & (h > 0.65 * 1.5) & (h < 0.9 * 1.5)
+    assert cabin.sum() < 0.8 * body.sum()

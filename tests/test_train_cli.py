@@ -66,3 +66,39 @@ def test_train_help_and_bad_arguments(tmp_path):
     torch.save({"weights": 1}, not_ours)
     assert_one_line_error(cli("train", "--out", out, "--resume", not_ours, "--device", "cpu"), "checkpoint")
     assert not out.exists()
+
+
+def test_train_from_init_on_real_frames_records_them(tmp_path):
+    """--init starts from given weights (here the shared random-init checkpoint), --real/--real-split adds the split's
+    frames to training and the database; the checkpoint names them."""
+    init = REPO.parent / "shared/checkpoints/pointpillar_kitti_random_seed0.pth"
+    split = REPO / "data/splits/kitti_train.txt"
+    ckpt = tmp_path / "ft.pth"
+    r = cli("train", "--out", ckpt, "--epochs", "1", "--init", init, "--real", REPO.parent / "shared/kitti",
+            "--real-split", split, "--real-fraction", "0.5", "--db-frames", "2", "--frames", "2", "--batch-size", "1",
+            "--workers", "0", "--device", "cpu", "--seed", "1")
+    assert r.returncode == 0, r.stderr
+    assert "real frames 000008 000134" in r.stderr and "gt_sampling on" in r.stderr
+    ck = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert ck["train_args"]["real_ids"] == ["000008", "000134"] and ck["train_args"]["init"] == str(init)
+    start = torch.load(init, map_location="cpu", weights_only=True)["model_state"]
+    w = "dense_head.conv_cls.bias"  # the random-init head is not the focal-prior head a fresh run starts with
+    assert torch.allclose(ck["model_state"][w], start[w], atol=0.05) and not torch.equal(ck["model_state"][w], start[w])
+
+
+def test_train_real_and_init_bad_arguments(tmp_path):
+    out = tmp_path / "m.pth"
+    kitti = REPO.parent / "shared/kitti"
+    split = REPO / "data/splits/kitti_train.txt"
+    assert_one_line_error(cli("train", "--out", out, "--real", kitti), "--real and --real-split go together")
+    assert_one_line_error(cli("train", "--out", out, "--real", tmp_path, "--real-split", split), "KITTI's layout")
+    assert_one_line_error(cli("train", "--out", out, "--real-fraction", "2"), "--real-fraction")
+    assert_one_line_error(cli("train", "--out", out, "--init", tmp_path / "nope.pth"), "--init")
+    ck = tmp_path / "c.pth"
+    ck.write_bytes(b"")
+    assert_one_line_error(cli("train", "--out", out, "--init", ck, "--resume", ck), "not both")
+    bad_split = tmp_path / "ids.txt"
+    bad_split.write_text("999999\n")
+    assert_one_line_error(cli("train", "--out", out, "--real", kitti, "--real-split", bad_split, "--device", "cpu",
+                              "--frames", "2", "--batch-size", "1", "--workers", "0"), "999999")
+    assert not out.exists()

@@ -214,11 +214,11 @@ def test_batched_scatter_matches_the_cpu_scatter():
 def test_loss_falls_when_overfitting_one_frame():
     """20 steps (about 2 s each on 2 CPU cores) on one generated frame, the real config, no augmentation."""
     from pointpillars_trt.model.networks import PointPillarsNets
-    from pointpillars_trt.training.data import SyntheticFrames, collate
+    from pointpillars_trt.training.data import TrainingFrames, collate
     from pointpillars_trt.training.trainer import forward, init_head, make_optimizer
 
     torch.manual_seed(0)
-    batch = collate([SyntheticFrames(CFG, 1, seed=5, train=False)[0]])
+    batch = collate([TrainingFrames(CFG, 1, seed=5, train=False)[0]])
     assert int((batch["labels"] > 0).sum()) > 10
     nets = PointPillarsNets(CFG)
     init_head(nets)

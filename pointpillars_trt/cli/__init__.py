@@ -10,7 +10,7 @@ from pointpillars_trt import __version__, phases
 from pointpillars_trt.errors import UserError
 
 # modules that each register one or more subcommands with add_parser(subparsers)
-COMMAND_MODULES = ("infer", "eval", "view", "make_sample", "export", "build", "bench", "cache", "train", "tune")
+COMMAND_MODULES = ("infer", "eval", "view", "make_sample", "export", "build", "bench", "cache", "train", "tune", "sim2real")
 #: optional modules a command may import on its way: the extra that brings each, and what needs it
 OPTIONAL_MODULES = {"torch": ("export", "reading checkpoints, exporting them to ONNX, training and the torch backend "
                                         "need it; --onnx-dir runs an exported model without it")}

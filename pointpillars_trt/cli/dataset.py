@@ -48,6 +48,18 @@ def _has_model(a: argparse.Namespace) -> bool:
     return bool(a.checkpoint or a.onnx_dir or a.random_init)
 
 
+def _warn_trained_frames(args: argparse.Namespace, ids: list[str]) -> None:
+    """Say so when the model's checkpoint records some of these frames as its training data."""
+    from pointpillars_trt.model import store
+
+    if args.onnx_dir or args.random_init:
+        return
+    seen = sorted(set(ids) & set(store.trained_real_frames(args.checkpoint or store.DEFAULT_CHECKPOINT)))
+    if seen:
+        log.warn(f"frame(s) {' '.join(seen)} trained this model (its checkpoint's train_args.real_ids): AP over them "
+                 "is not a held-out measurement")
+
+
 def run_eval_data(args: argparse.Namespace) -> int:
 
     from pointpillars_trt.cli.eval import check_outputs, evaluate_and_report
@@ -76,6 +88,7 @@ def run_eval_data(args: argparse.Namespace) -> int:
         raise UserError(f"{res_dir} already holds results; pass --force to overwrite")
     check_outputs(args.out, args.force)
     res_dir.mkdir(parents=True, exist_ok=True)
+    _warn_trained_frames(args, ids)
     with make_detector(args) as det:
         log.info(det.description)
         if det.untrained:

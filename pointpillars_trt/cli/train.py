@@ -1,4 +1,5 @@
-"""`train`: train PointPillars on the project's synthetic scenes and write an OpenPCDet-format checkpoint."""
+"""`train`: train PointPillars on the project's synthetic scenes (and optionally real labelled frames) and write an
+OpenPCDet-format checkpoint."""
 from __future__ import annotations
 
 import argparse
@@ -43,6 +44,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="stop after SEC seconds, save, and print the --resume command (default: none)")
     p.add_argument("--cache-dir", type=Path, help="keep generated frames here as .npz and reuse them")
     p.add_argument("--log", type=Path, help="append one JSON line of losses every 20 iterations to this file")
+    p.add_argument("--init", type=Path, metavar="CKPT",
+                   help="start from this OpenPCDet-format checkpoint's weights with a fresh optimizer and schedule "
+                        "(fine-tuning; --resume continues a run instead)")
+    g = p.add_argument_group("ground-truth sampling and real frames (OpenPCDet's gt_sampling; sample/ and training/)")
+    g.add_argument("--no-gt-sampling", dest="gt_sampling", action="store_false",
+                   help="do not paste database objects into training frames (default: paste, filling each frame up to "
+                        "15 cars, 10 pedestrians, 10 cyclists)")
+    g.add_argument("--db-frames", type=int, default=400, metavar="N",
+                   help="generated training frames whose objects fill the ground-truth database (default 400)")
+    g.add_argument("--real", type=Path, metavar="KITTI_ROOT",
+                   help="also train on real labelled frames of this KITTI root (training/{velodyne,calib,label_2}): "
+                        "they are training items and their objects join the database; needs --real-split")
+    g.add_argument("--real-split", type=Path, metavar="FILE",
+                   help="ids of the real frames that may train the model, one per line (recorded in the checkpoint; "
+                        "`eval --data` warns when it scores a model on frames it trained on)")
+    g.add_argument("--real-fraction", type=float, default=0.2, metavar="F",
+                   help="share of training items that are a real frame (default 0.2)")
     p.set_defaults(func=run)
     return p
 
@@ -60,6 +78,14 @@ def _check(args: argparse.Namespace) -> None:
         raise UserError(f"--lr must be positive, got {args.lr}")
     if args.resume is not None and not args.resume.is_file():
         raise UserError(f"--resume {args.resume}: no such file")
+    if args.init is not None and (args.resume is not None or not args.init.is_file()):
+        raise UserError(f"--init {args.init}: " + ("give --init or --resume, not both" if args.resume else "no such file"))
+    if args.db_frames < 0 or not 0 <= args.real_fraction <= 1:
+        raise UserError("--db-frames must not be negative and --real-fraction must lie in [0, 1]")
+    if (args.real is None) != (args.real_split is None):
+        raise UserError("--real and --real-split go together: the root of the real frames and the ids that may train")
+    if args.real is not None and not (args.real / "training" / "velodyne").is_dir():
+        raise UserError(f"--real {args.real}: no {args.real / 'training' / 'velodyne'}/ (expected KITTI's layout)")
     if args.out.is_dir():
         raise UserError(f"--out {args.out} is a directory; give a checkpoint file name")
     same = args.resume is not None and args.out.resolve() == args.resume.resolve()
@@ -85,13 +111,22 @@ def run(args: argparse.Namespace) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     workers = args.workers if args.workers is not None else max((os.cpu_count() or 1) - 1, 0)
+    real_ids = []
+    if args.real_split is not None:
+        from pointpillars_trt.evaluation.files import read_ids
+
+        real_ids = read_ids(args.real_split)
     opts = TrainOptions(out=str(args.out), frames=args.frames, epochs=args.epochs, batch_size=args.batch_size,
                         seed=args.seed, workers=workers, device=device, resume=str(args.resume) if args.resume else None,
                         save_every=args.save_every, time_limit=args.time_limit,
                         cache_dir=str(args.cache_dir) if args.cache_dir else None,
-                        log=str(args.log) if args.log else None, lr=args.lr)
+                        log=str(args.log) if args.log else None, lr=args.lr, init=str(args.init) if args.init else None,
+                        gt_sampling=args.gt_sampling, db_frames=args.db_frames,
+                        real_root=str(args.real) if args.real else None, real_ids=real_ids,
+                        real_fraction=args.real_fraction)
+    real = f", real frames {' '.join(real_ids)} ({args.real_fraction:.0%} of items)" if real_ids else ""
     print(f"train: {args.frames} frames x {args.epochs} epochs, batch {args.batch_size}, on {device}, "
-          f"{workers} workers", file=sys.stderr)
+          f"{workers} workers, gt_sampling {'on' if args.gt_sampling else 'off'}{real}", file=sys.stderr)
     s = train(opts, cfg)
     last = s["losses"][-1] if s["losses"] else {}
     print(f"wrote {args.out}: iteration {s['it']} of {s['total']}, {s['seconds']:.0f} s, "

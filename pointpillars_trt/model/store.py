@@ -115,3 +115,15 @@ def default_model(cfg: PointPillarsConfig, cache_dir: Path) -> ModelFiles:
         raise UserError(f"the default model {DEFAULT_CHECKPOINT} is missing from this installation; "
                         "pass --checkpoint (or --random-init for the untrained demo model)")
     return from_checkpoint(DEFAULT_CHECKPOINT, cfg, cache_dir)
+
+
+def trained_real_frames(checkpoint: Path) -> list[str]:
+    """The real frame ids a `train` checkpoint records as training data (train_args.real_ids); [] if none or unreadable."""
+    import torch
+
+    try:
+        ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception:  # not ours to judge here: loading the model reports a bad file properly
+        return []
+    args = ck.get("train_args") if isinstance(ck, dict) else None
+    return [str(i) for i in (args or {}).get("real_ids") or []]

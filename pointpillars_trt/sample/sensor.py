@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pointpillars_trt.io.kitti import KITTI_IMAGE_SHAPE, Calib, box_corners_lidar, project_boxes_to_image
+from pointpillars_trt.sample.returns import ReturnModel
 
 IMAGE_SHAPE = KITTI_IMAGE_SHAPE
 
@@ -28,16 +29,18 @@ class Sensor:
     """A spinning 64-beam lidar like KITTI's HDL-64E (two blocks of 32 lasers), lidar frame origin at the sensor.
 
     Only the forward sector (+-az_half_deg) is cast: everything else is cropped to the camera FOV anyway.
+    The azimuth step is KITTI's: 0.1797 degrees between neighbours on a ring, median over the 11 real frames
+    (`sim2real`, docs/sim_to_real/).
     """
 
     height: float = 1.73  # above the ground
     upper_deg: tuple[float, float] = (2.0, -8.33)  # 32 lasers, about 1/3 degree apart
     lower_deg: tuple[float, float] = (-8.83, -24.8)  # 32 lasers, about 1/2 degree apart
-    az_step_deg: float = 0.16
+    az_step_deg: float = 0.18
     az_half_deg: float = 50.0
     max_range: float = 120.0
     range_noise: float = 0.02  # metres, 1 sigma
-    dropout: float = 0.02  # rays with no return
+    returns: ReturnModel = ReturnModel()  # which rays come back, and their intensity
 
     def elevations(self) -> np.ndarray:
         up = np.linspace(*self.upper_deg, 32)

@@ -78,33 +78,66 @@ def anchor_classes(cfg: PointPillarsConfig) -> np.ndarray:
     return np.tile(per_cell, cfg.num_anchors // len(per_cell))
 
 
+@dataclass
+class AnchorIndex:
+    """Per anchor class: its anchors' indices (ascending), their positions sorted by x with those x and y, and the
+    window (half of the largest anchor extent) within which a box can overlap one. Built once per anchor set."""
+
+    classes: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]]
+
+
+def anchor_index(anchors: np.ndarray, anchor_cls: np.ndarray, num_classes: int) -> AnchorIndex:
+    out = []
+    for c in range(num_classes):
+        a_idx = np.flatnonzero(anchor_cls == c)
+        order = np.argsort(anchors[a_idx, 0], kind="stable")
+        half = 0.5 * float(anchors[a_idx, 3:5].max()) if len(a_idx) else 0.0
+        out.append((a_idx, order, anchors[a_idx[order], 0], anchors[a_idx[order], 1], half))
+    return AnchorIndex(out)
+
+
+def _near(index: tuple, box: np.ndarray) -> np.ndarray:
+    """Positions (within the class's anchors) of the anchors whose nearest BEV rectangle can overlap box's."""
+    _, order, xs, ys, half = index
+    r = half + 0.5 * max(box[3], box[4])
+    lo, hi = np.searchsorted(xs, box[0] - r, "left"), np.searchsorted(xs, box[0] + r, "right")
+    return order[lo:hi][np.abs(ys[lo:hi] - box[1]) <= r]
+
+
 def assign_targets(anchors: np.ndarray, gt_boxes: np.ndarray, gt_labels: np.ndarray, cfg: PointPillarsConfig,
-                   anchor_cls: np.ndarray | None = None) -> Targets:
-    """Targets of one frame: anchors [A, 7], gt_boxes [G, 7] (lidar), gt_labels [G] 1-based class ids."""
+                   anchor_cls: np.ndarray | None = None, index: AnchorIndex | None = None) -> Targets:
+    """Targets of one frame: anchors [A, 7], gt_boxes [G, 7] (lidar), gt_labels [G] 1-based class ids.
+
+    A negative label -k marks an ignore region of class k (an object too faint to learn from): anchors of that class
+    that would be background there (BEV IoU >= the class's unmatched threshold) are ignored instead. IoUs are only
+    computed within each box's window of anchors (all others are 0); `index` (anchor_index) saves rebuilding it."""
     anchor_cls = anchor_classes(cfg) if anchor_cls is None else anchor_cls
+    index = index or anchor_index(anchors, anchor_cls, cfg.num_classes)
     labels = np.full(len(anchors), -1, np.int8)
     match = np.full(len(anchors), -1, np.int64)  # gt index a positive regresses to
     for c in range(cfg.num_classes):
-        a_idx = np.flatnonzero(anchor_cls == c)
+        a_idx = index.classes[c][0]
         g_idx = np.flatnonzero(gt_labels == c + 1)
-        if len(g_idx) == 0:
-            labels[a_idx] = 0
-            continue
-        lab = np.full(len(a_idx), -1, np.int8)
-        ov = nearest_bev_iou(anchors[a_idx], gt_boxes[g_idx])  # [Ac, Gc]
-        a_best = ov.argmax(axis=1)
-        a_max = ov[np.arange(len(a_idx)), a_best]
-        g_max = ov.max(axis=0)
-        g_max[g_max == 0] = -1  # a box that touches no anchor forces none
-        forced = np.flatnonzero((ov == g_max[None, :]).any(axis=1))
-        pos = a_max >= cfg.matched_thresholds[c]
+        a_max, a_best = np.zeros(len(a_idx)), np.zeros(len(a_idx), np.int64)
         fg = np.zeros(len(a_idx), bool)
-        fg[forced] = True
-        fg |= pos
+        for j, g in enumerate(g_idx):
+            sel = _near(index.classes[c], gt_boxes[g])
+            ov = nearest_bev_iou(anchors[a_idx[sel]], gt_boxes[g][None])[:, 0]
+            better = ov > a_max[sel]
+            a_max[sel[better]], a_best[sel[better]] = ov[better], j
+            if len(ov) and ov.max() > 0:  # every anchor tying for the box's best IoU is forced positive
+                fg[sel[ov == ov.max()]] = True
+        fg |= a_max >= cfg.matched_thresholds[c]
+        lab = np.full(len(a_idx), -1, np.int8)
         lab[a_max < cfg.unmatched_thresholds[c]] = 0
         lab[fg] = c + 1
+        for g in np.flatnonzero(gt_labels == -(c + 1)):  # ignore regions
+            sel = _near(index.classes[c], gt_boxes[g])
+            ov = nearest_bev_iou(anchors[a_idx[sel]], gt_boxes[g][None])[:, 0]
+            sel = sel[(ov >= cfg.unmatched_thresholds[c]) & (lab[sel] == 0)]
+            lab[sel] = -1
         labels[a_idx] = lab
-        match[a_idx[fg]] = g_idx[a_best[fg]]  # as OpenPCDet: the anchor's own best box, forced or not
+        match[a_idx[fg]] = g_idx[a_best[fg]] if len(g_idx) else -1  # as OpenPCDet: the anchor's own best box
     pos_idx = np.flatnonzero(labels > 0)
     boxes = encode(gt_boxes[match[pos_idx]], anchors[pos_idx]) if len(pos_idx) else np.zeros((0, 7), np.float32)
     dirs = direction_bins(gt_boxes[match[pos_idx], 6], cfg) if len(pos_idx) else np.zeros(0, np.int64)

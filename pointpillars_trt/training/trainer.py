@@ -16,7 +16,7 @@ from pointpillars_trt.log import info, on_terminal, progress
 from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.model.networks import PointPillarsNets, load_checkpoint
-from pointpillars_trt.training.data import SyntheticFrames, collate
+from pointpillars_trt.training.data import TrainingFrames, collate, make_mix
 from pointpillars_trt.training.interrupt import StepGuard
 from pointpillars_trt.training.losses import detection_losses
 
@@ -39,6 +39,12 @@ class TrainOptions:
     log: str | None = None  # a plain-text log of the losses (one line per log_every iterations)
     log_every: int = 20
     lr: float | None = None  # overrides cfg.lr
+    init: str | None = None  # start from this checkpoint's weights (fresh optimizer and schedule)
+    gt_sampling: bool = True
+    db_frames: int = 400  # generated frames whose objects fill the ground-truth database
+    real_root: str | None = None  # KITTI root of the real training frames
+    real_ids: list[str] | None = None  # the real frames that train the model (recorded in the checkpoint)
+    real_fraction: float = 0.2  # share of training items that are a real frame
 
 
 def scatter_to_canvas(pillar_features: torch.Tensor, coords: torch.Tensor, batch_size: int,
@@ -100,6 +106,8 @@ def make_optimizer(nets: PointPillarsNets, cfg: PointPillarsConfig, lr: float, t
 def _resume(opts: TrainOptions, cfg: PointPillarsConfig) -> tuple[PointPillarsNets, dict | None, int]:
     """Networks in train mode, the optimizer state and the iteration to continue from."""
     if not opts.resume:
+        if opts.init:
+            return load_checkpoint(opts.init, cfg).train(), None, 0
         nets = PointPillarsNets(cfg)
         init_head(nets)
         return nets.train(), None, 0
@@ -110,7 +118,7 @@ def _resume(opts: TrainOptions, cfg: PointPillarsConfig) -> tuple[PointPillarsNe
     return nets.train(), ck["optimizer_state"], int(ck["it"])
 
 
-def _batches(ds: SyntheticFrames, opts: TrainOptions, epoch: int, skip: int, device: torch.device):
+def _batches(ds: TrainingFrames, opts: TrainOptions, epoch: int, skip: int, device: torch.device):
     """A DataLoader over epoch `epoch`'s shuffled frames (keys epoch*n + i), leaving out the first `skip` batches."""
     perm = np.random.default_rng([opts.seed, epoch]).permutation(ds.n)
     per_epoch = ds.n // opts.batch_size
@@ -146,7 +154,9 @@ def train(opts: TrainOptions, cfg: PointPillarsConfig) -> dict:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
-    ds = SyntheticFrames(cfg, opts.frames, opts.seed, train=True, cache_dir=opts.cache_dir)
+    mix = make_mix(cfg, opts.seed, opts.frames, opts.real_root, opts.real_ids or [], opts.real_fraction, opts.gt_sampling,
+                   opts.db_frames, opts.cache_dir, opts.workers)
+    ds = TrainingFrames(cfg, opts.frames, opts.seed, train=True, cache_dir=opts.cache_dir, mix=mix)
     ds[0]  # compile the Numba voxelizer once here; forked workers inherit it
     per_epoch = opts.frames // opts.batch_size
     total = per_epoch * opts.epochs
