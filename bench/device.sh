@@ -73,13 +73,14 @@ part_startup() {  # the README's first command in new processes: cold (every cac
   timeout 200 python3 -m pointpillars_trt bench $scan --startup 1 --commit "$COMMIT" --out "$OUT/bytecode-cached" 2>&1 \
     | grep -v "$QUIET"
 }
-part_train() {  # 5000 iterations of batch 8; --time-limit stops in time for the call, RESUME=CKPT continues it
-  local ckpt=/tmp/train/pointpillars_synthetic.pth; mkdir -p /tmp/train
+part_train() {  # the default model's recipe (data/models/MODEL_CARD.md), resumable: RESUME=CKPT on the same machine
+  local ckpt=/tmp/train/model.pth; mkdir -p /tmp/train
   [ -n "${RESUME:-}" ] && cp "$RESUME" "$ckpt"
-  { echo "python3 -m pointpillars_trt train --out $ckpt --frames 5000 --epochs 8 --batch-size 8 --seed 0 ..."
-    timeout 590 python3 -m pointpillars_trt train --out "$ckpt" --frames "${FRAMES:-5000}" --epochs "${EPOCHS:-8}" \
-      --batch-size 8 --seed 0 --workers 15 --device cuda --save-every 250 --time-limit "${TIME_LIMIT:-470}" \
+  { echo "python3 -m pointpillars_trt train --out $ckpt --frames 5000 --epochs 10 --batch-size 8 --seed 0 --real ../shared/kitti --real-split data/splits/kitti_train.txt ..."
+    timeout 590 python3 -m pointpillars_trt train --out "$ckpt" --frames "${FRAMES:-5000}" --epochs "${EPOCHS:-10}" \
+      --batch-size 8 --seed 0 --workers 15 --device cuda --save-every 500 --time-limit "${TIME_LIMIT:-440}" \
       --cache-dir /tmp/frames_cache --log "$OUT/$(date -u +%F)_${TAG}_train.jsonl" --val-frames 300 \
+      --real ../shared/kitti --real-split data/splits/kitti_train.txt --real-fraction 0.2 --db-frames 400 \
       ${RESUME:+--resume "$ckpt"} 2>&1
     cat "$ckpt".val_table.txt 2>/dev/null; } | record train
   # the checkpoint with its optimizer state is over the 16 MiB a returned file may have: its weights come back as
