@@ -77,7 +77,7 @@ part_train() {  # the default model's recipe (data/models/MODEL_CARD.md), resuma
   local ckpt=/tmp/train/model.pth; mkdir -p /tmp/train
   [ -n "${RESUME:-}" ] && cp "$RESUME" "$ckpt"
   { echo "python3 -m pointpillars_trt train --out $ckpt --frames 5000 --epochs 10 --batch-size 8 --seed 0 --real ../shared/kitti --real-split data/splits/kitti_train.txt ..."
-    timeout 590 python3 -m pointpillars_trt train --out "$ckpt" --frames "${FRAMES:-5000}" --epochs "${EPOCHS:-10}" \
+    timeout "${TRAIN_TIMEOUT:-540}" python3 -m pointpillars_trt train --out "$ckpt" --frames "${FRAMES:-5000}" --epochs "${EPOCHS:-10}" \
       --batch-size 8 --seed 0 --workers 15 --device cuda --save-every 500 --time-limit "${TIME_LIMIT:-440}" \
       --cache-dir /tmp/frames_cache --log "$OUT/$(date -u +%F)_${TAG}_train.jsonl" --val-frames 300 \
       --real ../shared/kitti --real-split data/splits/kitti_train.txt --real-fraction 0.2 --db-frames 400 \
