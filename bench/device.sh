@@ -2,8 +2,8 @@
 # The GPU machine's checks and measurements, one part each; several parts run in one call, in order:
 #   PART="tests single-scan" COMMIT=<hash> bash bench/device.sh
 # with the device tool (docs/architecture.md, "GPU checks"): run(command="COMMIT=<hash> PART=<parts> bash
-# bench/device.sh", carry=[".whl", ".devshared"]), each call inside its 10 minutes. <hash>: what
-# `git rev-parse --short HEAD` prints here (the copy on the GPU machine has no git history; the records name it).
+# bench/device.sh", carry=[...]), each call inside its 10 minutes. <hash>: what `git rev-parse --short HEAD` prints
+# here (the copy on the GPU machine has no git history; the records name it).
 #
 #   tests        the GPU test files: cold start, pipeline against CPU, graphs, batches, API, background compile
 #   single-scan  one scan at a time, FP16 and FP32: the default against OpenPCDet-style eager, strict FP32,
@@ -14,25 +14,35 @@
 #   train        train the default model (schedule of data/models/MODEL_CARD.md), resumable: RESUME=CKPT
 #   eval         FP16 against FP32 AP of the default model on 300 held-apart frames, and their agreement
 #   trt-lean     TensorRT's lean runtime (its two wheels in $WHL): runtime creation, refusals (runner tests)
+#   folder       `infer DIR --out` over 7481 scans end to end against the GPU alone, resumes, cold disk, host costs
+#   ray          `infer DIR --out` in one process against `--ray` (a local Ray cluster), and whether they agree
 #
 # Each part writes its record into $OUT: <date>_<device>_<part>.md + .json (bench, tools.py) or .log, each naming its
 # command, commit, device and date (bench/results/README.md). Back here: `python bench/tools.py keep FILES`.
-# Carry .whl: numpy 2.3.5 + shapely cp312 wheels (numba-cuda cannot compile with the image's numpy; see the device
-# tool's README, "Notes", for the download line), and .devshared: a copy of ../shared/{kitti,checkpoints}, which
-# does not travel. A new part is a function part_<name> (dashes become underscores); $S, $OUT, $COMMIT, the
-# functions bench and record are there for it.
+# Carry: a call carries 64 MiB at most, the working tree 12 of them, so name the wheels and the shared data the parts
+# need rather than whole folders where those are larger. Wheels: every .whl in $WHL that came is installed first;
+# numpy 2.3.5 (15.8 MiB; numba-cuda cannot compile with the image's numpy) and shapely cp312 (3.0 MiB) come from the
+# device tool's README, "Notes", Ray's from `python bench/tools.py ray-wheels`. Shared data: .devshared, a copy of
+# ../shared/{kitti,checkpoints} (8 + 19 MiB), which does not travel itself; .devshared/kitti alone does for every part
+# but tests (the checkpoint). The usual carry: [".whl/numpy-2.3.5-....whl", ".whl/shapely-2.1.2-....whl", ".devshared"].
+# A new part is a function part_<name> (dashes become underscores); $S, $OUT, $COMMIT, the functions bench and record
+# are there for it, and upto for a part that must end in time.
 set -o pipefail
 cd "$(dirname "$0")/.."
 WHL=${WHL:-.whl}
 ls "$WHL"/*.whl >/dev/null 2>&1 && { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
   --upgrade --target /tmp/site "$WHL"/*.whl || exit 1; }
-[ -d ../shared/kitti ] || { mkdir -p ../shared && cp -r .devshared/* ../shared/; } || exit 1
+if [ -d .devshared ]; then  # what came this call, over what an earlier call left
+  mkdir -p ../shared && cp -r .devshared/. ../shared/ || exit 1
+fi
+[ -d ../shared/kitti/scans ] || { echo "no ../shared/kitti/scans: carry .devshared/kitti (see Carry above)"; exit 1; }
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 export POINTPILLARS_TRT_CACHE=/tmp/ppcache TORCHINDUCTOR_CACHE_DIR=/tmp/ppcache/inductor  # shared by the parts
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 COMMIT=${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 S=../shared/kitti/scans
-QUIET='triton_\|AUTOTUNE\|strides:\|dtypes:\|SingleProcess\|Autotune Choices\|num_choices\|TypedStorage\|^E120[0-9]'
+QUIET='triton_\|AUTOTUNE\|strides:\|dtypes:\|SingleProcess\|Autotune Choices\|num_choices\|TypedStorage\|storage()'
+QUIET+='\|^E120[0-9]'
 GPU=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1)
 TAG=$(python3 -c "from pointpillars_trt.pipelines.bench_records import device_tag; print(device_tag('${GPU%%,*}'))")
 
@@ -47,6 +57,9 @@ record() {  # record WHAT: stdin into $OUT/<date>_<device>_WHAT.log, after the r
       "$1" "${GPU%%,*}" "$(date -u +%F)" "$1" "$COMMIT" "${GPU%%,*}" "${GPU##*, }"
     printf -- '- date: %s\n\n```\n' "$(date -u +%F)"; grep -v "$QUIET"; echo '```'; } > "$f"
   tail -25 "$f"
+}
+upto() {  # upto END CAP: seconds the next step may take: CAP, or less where the part must end at END ($SECONDS)
+  local left=$(( $1 - SECONDS )); (( left > $2 )) && left=$2; echo $(( left > 1 ? left : 1 ))
 }
 
 part_tests() {  # each file on its own clock, so that one slow file cannot starve the others
@@ -102,7 +115,80 @@ part_trt_lean() {  # the wheels: tensorrt_lean_cu13_libs and _bindings 11.4.0.10
     timeout 300 python3 -m pytest -v -rs -p no:cacheprovider tests/test_tensorrt_runner.py; } 2>&1 | record trt-lean
 }
 
-echo "$GPU; commit $COMMIT; parts: ${PART:?PART=<one or more of: tests single-scan throughput startup soak train eval trt-lean>}"
+timed_infer() {  # timed_infer END CAP NAME ARGS...: `infer ARGS` at FP16 in batches of 32 on the GPU, cut at
+  # (upto END CAP); its summary, then its whole process's wall time
+  local cap; cap=$(upto "$1" "$2"); local name=$3 t=$(date +%s%N) rc; shift 3
+  timeout "$cap" python3 -m pointpillars_trt infer "$@" --device cuda --precision fp16 --batch 32 2>&1 \
+    | grep -v "$QUIET" | grep -v "^warning: .*dropped" | grep -iv "token" | tail -8; rc=${PIPESTATUS[0]}
+  echo "$name: $(( ($(date +%s%N) - t) / 1000000 )) ms whole process (exit $rc)"; echo
+}
+part_folder() {  # ends within 6 min (upto cuts a step that would run past); carry: the numpy wheel and
+  # .devshared/kitti (35.8 MiB with the tree). A folder of 7481 KITTI-size scans (links of the 10 shared ones), FP16,
+  # the default model, batches of 32: 1. the GPU alone (bench --batch 32; it tunes the RPN for B = 1 and 32 into the
+  # cache the runs load) 2. `infer --out` (JSON) with --compile now, then again (all skipped: what a resume costs),
+  # auto (the default), off 3. JSON + KITTI txt (--calib) 4. cold disk: 7481 distinct copies evicted from the page
+  # cache 5. the host's costs per scan (tools.py folder-host: reading, formatting, writing whole, replanning)
+  local end=$(( SECONDS + 360 )) f=/tmp/f7481 c=../shared/kitti/training/calib/000134.txt o=/tmp/folder_part
+  rm -rf $o; mkdir -p $o  # an earlier call's results would be skipped
+  { nproc | sed 's/^/host cores: /'; python3 bench/tools.py link-scans $S $f --n 7481
+    echo "== 1. the GPU alone: bench --batch 32 (FP16, compiled)"
+    timeout "$(upto $end 210)" python3 -m pointpillars_trt bench $S --device cuda --precision fp16 --batch 32 \
+      --iters 300 2>&1 | grep -v "$QUIET" | tail -25
+    echo "== 2. infer $f --out (JSON), B = 32"
+    timed_infer $end 60 "compile now" $f --out $o/now --compile now
+    timed_infer $end 40 "rerun, all skipped" $f --out $o/now --compile now
+    timed_infer $end 60 "compile auto" $f --out $o/auto
+    timed_infer $end 60 "compile off" $f --out $o/off --compile off
+    echo "== 3. JSON + KITTI txt (--calib)"
+    timed_infer $end 60 "calib, compile now" $f --out $o/calib --calib $c --compile now
+    echo "== 4. cold disk: 7481 distinct files, evicted from the page cache"
+    timeout "$(upto $end 45)" python3 -c '
+import glob, os, shutil, sys
+src, dst = sys.argv[1:]
+os.makedirs(dst)
+for p in sorted(glob.glob(f"{src}/*.bin")):
+    shutil.copyfile(p, f"{dst}/{os.path.basename(p)}")
+os.sync()
+for p in glob.glob(f"{dst}/*.bin"):
+    fd = os.open(p, os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED); os.close(fd)
+print("copied and evicted", len(os.listdir(dst)), "files")' $f $o/cold_scans
+    timed_infer $end 60 "cold disk, compile now" $o/cold_scans --out $o/cold --compile now
+    echo "== 5. host costs per scan: python bench/tools.py folder-host $S --n 7481 --calib $c"
+    timeout "$(upto $end 90)" python3 bench/tools.py folder-host $S --n 7481 --calib $c 2>&1 | grep -v "$QUIET" \
+      | grep -v "^backend" | tail -9; } 2>&1 | record folder
+}
+part_ray() {  # ends within 4 min (upto cuts a step that would run past); carry (60.6 MiB with the tree): the
+  # numpy wheel (15.8 MiB), the 5 of `python bench/tools.py ray-wheels` (Ray 2.60 without Java, LZMA, 29.3 MiB;
+  # jsonschema, jsonschema_specifications, referencing, rpds_py: 0.5 MiB) and .devshared/kitti/scans (2.9 MiB), each
+  # named: 7 paths (the whole .whl or .devshared is over the 64 MiB). `infer DIR --out` on 7481 KITTI-size scans (links
+  # of the 10 shared ones), FP16, batches of 32, --compile now, in one process against --ray (reading tasks, one GPU
+  # detector actor, writing tasks); the first run tunes the RPN for B = 32, the others (Ray's actor too) load it.
+  # Then whether the runs wrote the same files.
+  local end=$(( SECONDS + 240 )) f=/tmp/f7481 o=/tmp/ray_part
+  rm -rf $o; mkdir -p $o  # an earlier call's results would be skipped
+  { nproc | sed 's/^/host cores: /'
+    python3 -c "import ray; print('ray', ray.__version__)" || { echo "no Ray: carry its wheels (part_ray)"; exit 1; }
+    python3 bench/tools.py link-scans $S $f --n 7481
+    echo "== one process (first: tunes the RPN for B = 32 if this cache never did)"
+    timed_infer $end 120 "warm-up run" $f --out $o/warm --compile now
+    echo "== one process"
+    timed_infer $end 45 "single process" $f --out $o/single --compile now
+    echo "== Ray: a local cluster, one GPU actor"
+    timed_infer $end 90 "ray" $f --out $o/ray --compile now --ray
+    echo "== one process again"
+    timed_infer $end 45 "single process, again" $f --out $o/single2 --compile now
+    echo "== the same files? (byte for byte; two GPU processes may differ where cuDNN picks other algorithms)"
+    python3 -c '
+import filecmp, os, sys
+o = sys.argv[1]
+for a, b in ((f"{o}/single", f"{o}/ray"), (f"{o}/single", f"{o}/single2")):
+    names = sorted(os.listdir(a))
+    same = sum(filecmp.cmp(f"{a}/{n}", f"{b}/{n}", shallow=False) for n in names if os.path.exists(f"{b}/{n}"))
+    print(f"{a} vs {b}: {len(names)} and {len(os.listdir(b))} files, {same} byte-identical")' $o; } 2>&1 | record ray
+}
+
+PARTS="tests single-scan throughput startup soak train eval trt-lean folder ray"
+echo "$GPU; commit $COMMIT; parts: ${PART:?PART=<one or more of: $PARTS>}"
 for part in $PART; do
   fn="part_${part//-/_}"
   declare -F "$fn" >/dev/null || { echo "no part '$part' in bench/device.sh"; exit 2; }

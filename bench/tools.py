@@ -9,6 +9,9 @@
   bag-decode    messages/s reading and decoding a ROS bag of KITTI-size clouds (what feeds `infer BAG`)
   mcap-picture  one scan of an `infer --mcap` file drawn from the file alone (what Foxglove would show)
   keep          copy record files back from a device run into bench/results, each replacing the earlier one of its kind
+  link-scans    a folder of N scans made of a few (hard links cycling through them), as the folder runs use (7481)
+  folder-host   a folder run's host costs per scan with the real code, no GPU: reading, formatting, writing, replanning
+  ray-wheels    the wheels that bring Ray Data to the device machine within its 64 MiB carry, into the ignored .whl/
 
 Subcommands with --out DIR write a record there, as `bench --out` does (bench/results/README.md). Only the standard
 library is imported up front, so that `startup` times the imports it measures.
@@ -508,6 +511,146 @@ def mcap_picture(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- link-scans, folder-host: a folder of KITTI's training-set size, and the host's costs of a run over it -------
+def _scans_in(folder: Path) -> list[Path]:
+    from pointpillars_trt.errors import UserError
+
+    scans = sorted(folder.glob("*.bin"))
+    if not scans:
+        raise UserError(f"{folder}: no .bin scans there")
+    return scans
+
+
+def link_scans(args: argparse.Namespace) -> int:
+    from pointpillars_trt.runs.scan_links import linked_scans
+
+    src = _scans_in(args.scans)
+    linked_scans(src, args.n, args.out)
+    print(f"{sum(1 for _ in args.out.iterdir())} scans in {args.out} (links to the {len(src)} scans of {args.scans})")
+    return 0
+
+
+def _per_scan(seconds: float, n: int) -> str:
+    return f"{seconds / n * 1e6:7.1f} us/scan ({n / seconds:7.0f} scans/s)"
+
+
+def folder_host(args: argparse.Namespace) -> int:
+    """Reading N scans on the stream's reader threads, formatting results (JSON; KITTI txt with --calib), writing N
+    whole on the run's writer threads, planning a rerun over them: the default model's detections on the given scans
+    (detected once, cycled), the scans read under N hard-linked names. A run at 2500 scans/s has 0.4 ms a scan."""
+    import os
+    import shutil
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pointpillars_trt import Detector
+    from pointpillars_trt.io.kitti import Calib
+    from pointpillars_trt.io.points import read_points
+    from pointpillars_trt.io.result_files import ResultFolder, ScanJob
+    from pointpillars_trt.pipelines.prefetch import prefetched
+    from pointpillars_trt.runs.scan_links import linked_scans
+    from pointpillars_trt.runs.single import WRITERS, run_settings
+
+    scans = _scans_in(args.scans)
+    calib = Calib.read(args.calib) if args.calib else None
+    with Detector.default() as det:  # the detections a real run writes
+        results = [det(read_points(s)) for s in scans]
+        meta = {"model": det.description, "untrained": det.untrained}
+        settings = run_settings(det.model_id, det.precision, det.cfg.score_thresh)
+    names = det.cfg.class_names
+    print(f"{len(scans)} scans, {sum(map(len, results)) / len(results):.1f} detections a scan on average; "
+          f"{os.cpu_count()} cores; n = {args.n}")
+    tmp = Path(tempfile.mkdtemp(prefix="folder-host-"))
+    try:
+        paths = linked_scans(scans, args.n, tmp / "scans")
+        t = time.perf_counter()
+        for _, got in prefetched(paths, read_points, args.prefetch):
+            assert not isinstance(got, Exception), got
+        print(f"read (stream's reader threads)     {_per_scan(time.perf_counter() - t, args.n)}")
+        for what, c in (("JSON", None),) + ((("JSON + KITTI txt", calib),) if calib else ()):
+            k = min(args.n, 2000)
+            t = time.perf_counter()
+            for i in range(k):
+                d = results[i % len(results)]
+                d.to_json(names, {"scan": str(paths[i]), **meta})
+                if c is not None:
+                    d.to_kitti(c, names)
+            print(f"format {what:<26}  {_per_scan(time.perf_counter() - t, k)}  (one thread)")
+            folder = ResultFolder(tmp / f"out_{len(what)}", settings)
+            folder.out.mkdir()
+            jobs = [ScanJob(p, p.stem, c) for p in paths]
+            t = time.perf_counter()
+            with ThreadPoolExecutor(WRITERS) as pool:
+                for f in [pool.submit(folder.write, j, results[i % len(results)], names,
+                                      {"scan": str(j.source), **meta}) for i, j in enumerate(jobs)]:
+                    f.result()
+            print(f"write {what:<27}  {_per_scan(time.perf_counter() - t, args.n)}  ({WRITERS} writer threads, "
+                  "format + temporary file + rename)")
+            t = time.perf_counter()
+            plan = folder.plan(jobs)
+            assert len(plan.skipped) == args.n, len(plan.skipped)
+            print(f"plan a rerun ({what}){' ' * (22 - len(what))}{_per_scan(time.perf_counter() - t, args.n)}  "
+                  "(all skipped)")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+# ---- ray-wheels ------------------------------------------------------------------------------------------------
+RAY = "ray==2.60.0"
+#: Ray's dependencies the device image lacks (it has fsspec, packaging, pandas, pyarrow, msgpack, ...), pinned so
+#: that their file names, which a call's carry list names, stay put
+RAY_MISSING = ("jsonschema==4.26.0", "jsonschema-specifications==2025.9.1", "referencing==0.37.0", "rpds-py==2026.9.1")
+#: what a Python-only Ray Data run never loads: Java workers (31 MiB), the dashboard's web client (the runs pass
+#: include_dashboard=False), RLlib, Serve, LLM (4.9 MiB more)
+RAY_DROP = ("ray/jars/", "ray/dashboard/client/", "ray/rllib/", "ray/serve/", "ray/llm/")
+
+
+def repack(wheel: Path, out: Path, drop: tuple[str, ...] = RAY_DROP) -> None:
+    """The wheel without `drop`'s folders, LZMA-compressed (29 MiB where deflate gives 40 for Ray's binaries; pip
+    reads either), its RECORD rewritten to list what is left."""
+    import base64
+    import hashlib
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_LZMA) as dst:
+        record = next(n for n in src.namelist() if n.count("/") == 1 and n.endswith(".dist-info/RECORD"))
+        rows = []
+        for info in src.infolist():
+            if info.filename.startswith(drop) or info.filename == record:
+                continue
+            data = src.read(info)
+            dst.writestr(info, data, compress_type=zipfile.ZIP_LZMA)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            rows.append(f"{info.filename},sha256={digest},{len(data)}")
+        dst.writestr(record, "\n".join(rows + [f"{record},,"]) + "\n")
+
+
+def ray_wheels(args: argparse.Namespace) -> int:
+    """Ray's cp312 wheel without what a Python-only Ray Data run never loads (Java, the dashboard's web client,
+    RLlib, Serve, LLM), LZMA-compressed, and the dependencies the device image lacks, written into --out beside the
+    wheels already there; then what `PART=ray bash bench/device.sh` must carry, and its size."""
+    import shutil
+    import tempfile
+
+    args.out.mkdir(exist_ok=True)
+    written = []
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                        "--python-version", args.python, "--platform", "manylinux2014_x86_64", "--dest", tmp, RAY,
+                        *RAY_MISSING], check=True)
+        for w in sorted(Path(tmp).glob("*.whl")):
+            written.append(args.out / w.name)
+            repack(w, written[-1]) if w.name.startswith("ray-") else shutil.copy(w, written[-1])
+    carry = sorted(args.out.glob("numpy-*.whl")) + written
+    for w in carry:
+        print(f"{w.stat().st_size / 2**20:6.1f} MiB  {w.name}")
+    rel = [str(w.relative_to(REPO)) if w.is_relative_to(REPO) else str(w) for w in carry]
+    print(f"{sum(w.stat().st_size for w in carry) / 2**20:6.1f} MiB: carry for PART=ray (with .devshared/kitti/scans, "
+          f"3 MiB, and the 12 MiB tree):\n  {rel + ['.devshared/kitti/scans']}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python bench/tools.py", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -567,6 +710,19 @@ def parser() -> argparse.ArgumentParser:
     p = add("keep", keep, "copy record files into a results folder, each replacing the earlier record of its kind")
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--into", type=Path, default=REPO / "bench/results")
+    p = add("link-scans", link_scans, "a folder of N scans made of a few: hard links cycling through them (names "
+            "already there are kept)")
+    p.add_argument("scans", type=Path, help="folder of .bin scans")
+    p.add_argument("out", type=Path, help="folder to fill")
+    p.add_argument("--n", type=int, default=7481, help="names to make (default 7481, KITTI's training set)")
+    p = add("folder-host", folder_host, folder_host.__doc__)
+    p.add_argument("scans", type=Path, help="folder of .bin scans (the default model detects each once)")
+    p.add_argument("--n", type=int, default=7481, help="scans to read and results to write (default 7481)")
+    p.add_argument("--calib", type=Path, help="a KITTI calib: also time the KITTI txt of each result")
+    p.add_argument("--prefetch", type=int, default=64, help="reads ahead, as infer --batch 32 does (default 64)")
+    p = add("ray-wheels", ray_wheels, ray_wheels.__doc__ + " bench/device.sh installs every wheel of .whl/ that came.")
+    p.add_argument("--out", type=Path, default=REPO / ".whl", help="where the wheels go (default: the ignored .whl/)")
+    p.add_argument("--python", default="3.12", help="the device's Python (default 3.12)")
     return ap
 
 

@@ -1,18 +1,20 @@
 """bench/tools.py, the measurements the `bench` command does not make, run as written on real files: weight shards
 (how a trained model leaves the device machine), detection agreement of result folders, the evaluation's timing
-record, and `keep`, which files a device run's records into bench/results."""
+record, `keep`, which files a device run's records into bench/results, the linked folders and host costs of folder
+runs, and the repacked wheels that carry Ray to the device machine."""
 from __future__ import annotations
 
 import functools
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 
 import numpy as np
 
-from conftest import CHECKPOINT, REPO
+from conftest import CHECKPOINT, KITTI, REPO
 
 TOOLS = REPO / "bench" / "tools.py"
 
@@ -26,8 +28,8 @@ def tools():
     return module
 
 
-def run(*argv, cwd=None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def run(*argv, cwd=None, **env_extra) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), **env_extra}
     return subprocess.run([sys.executable, str(TOOLS), *map(str, argv)], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=300)
 
@@ -103,3 +105,68 @@ def test_keep_replaces_the_earlier_record_of_its_kind(tmp_path):
     (came / "bench_h200.md").write_text("x")
     r = run("keep", came / "bench_h200.md", "--into", results)
     assert r.returncode != 0 and "is not named <date>_<device>_<what>" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_link_scans_cycles_the_scans_and_keeps_what_is_there(tmp_path):
+    """N names, the i-th the same file as the (i mod k)-th scan; a name already there is left as it is; a folder
+    without scans is refused in one line."""
+    scans = sorted((KITTI / "scans").glob("*.bin"))
+    out = tmp_path / "linked"
+    out.mkdir()
+    (out / "000003.bin").write_bytes(b"mine")
+    r = run("link-scans", KITTI / "scans", out, "--n", 23)
+    assert r.returncode == 0, r.stderr
+    assert f"23 scans in {out}" in r.stdout
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [f"{i:06d}.bin" for i in range(23)]
+    assert (out / "000003.bin").read_bytes() == b"mine"
+    for i in (0, 9, 10, 22):
+        assert os.path.samefile(out / f"{i:06d}.bin", scans[i % len(scans)])
+    r = run("link-scans", tmp_path / "linked" / "none", tmp_path / "x")
+    assert r.returncode != 0 and "no .bin scans" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_folder_host_times_each_step_and_leaves_nothing(tmp_path):
+    """Every step's line with a positive time per scan, for JSON and JSON + KITTI txt; its scratch folder goes."""
+    r = run("folder-host", KITTI / "scans", "--n", 40, "--calib", KITTI / "training/calib/000134.txt",
+            TMPDIR=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    steps = ("read (stream's reader threads)", "format JSON", "write JSON", "plan a rerun (JSON)",
+             "format JSON + KITTI txt", "write JSON + KITTI txt", "plan a rerun (JSON + KITTI txt)")
+    times = {m[1]: float(m[2]) for m in re.finditer(r"^(\S.*?\S) +([\d.]+) us/scan", r.stdout, re.M)}
+    assert sorted(times) == sorted(steps) and min(times.values()) > 0, r.stdout
+    assert "n = 40" in r.stdout and not list(tmp_path.glob("folder-host-*"))
+
+
+def test_ray_wheels_repack_drops_folders_and_pip_installs_it(tmp_path):
+    """A wheel repacked without a folder: LZMA throughout, its RECORD lists exactly the files left with their
+    sha256, and pip installs it, the files byte for byte."""
+    import base64
+    import hashlib
+    import zipfile
+
+    files = {"demo/__init__.py": b"VALUE = 1\n", "demo/core/bin.so": os.urandom(3000) * 4,
+             "demo/jars/java.jar": b"x" * 5000, "demo-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: demo\n"
+             b"Version: 1.0\n", "demo-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\n"
+             b"Root-Is-Purelib: true\nTag: py3-none-any\n"}
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+        z.writestr("demo-1.0.dist-info/RECORD", "".join(f"{n},,\n" for n in [*files, "demo-1.0.dist-info/RECORD"]))
+    (tmp_path / "out").mkdir()
+    out = tmp_path / "out" / wheel.name
+    tools().repack(wheel, out, drop=("demo/jars/",))
+    kept = {n: d for n, d in files.items() if not n.startswith("demo/jars/")}
+    with zipfile.ZipFile(out) as z:
+        assert {i.filename for i in z.infolist()} == {*kept, "demo-1.0.dist-info/RECORD"}
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_LZMA}
+        rows = [r.split(",") for r in z.read("demo-1.0.dist-info/RECORD").decode().split()]
+    digest = lambda d: base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b"=").decode()  # noqa: E731
+    assert {n: (h, int(size)) for n, h, size in rows if h} == {n: (f"sha256={digest(d)}", len(d)) for n, d in kept.items()}
+    target = tmp_path / "site"
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
+                        "--target", str(target), str(out)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert all((target / n).read_bytes() == d for n, d in kept.items() if not n.startswith("demo-1.0.dist-info"))
+    assert not (target / "demo" / "jars").exists()

@@ -23,13 +23,10 @@ N_SCANS = 16
 
 @pytest.fixture(scope="module")
 def scans(tmp_path_factory) -> Path:
+    from pointpillars_trt.runs.scan_links import linked_scans
+
     d = tmp_path_factory.mktemp("scans")
-    for i in range(N_SCANS):
-        src, dst = ALL_SCANS[i % len(ALL_SCANS)], d / f"{i:06d}.bin"
-        try:
-            os.link(src, dst)
-        except OSError:  # another file system, or not allowed: a copy reads the same
-            dst.write_bytes(src.read_bytes())
+    linked_scans(ALL_SCANS, N_SCANS, d)
     return d
 
 

@@ -66,8 +66,8 @@ class Detections:
     def to_json(self, class_names: Sequence[str], meta: dict | None = None) -> str:
         """The results JSON `infer --out` writes (<id>.json): "frame", the meta keys (one line each), then
         "detections", one per line, with to_dict's values. One %-format for all rows: json.dumps of to_dict took
-        1.1 ms for 46 detections on 2 cores, this 0.18 ms (bench/folder_host.py), which a folder run at the GPU's
-        pace needs; non-finite values (not JSON) go through json.dumps as before."""
+        1.1 ms for 46 detections on 2 cores, this 0.18 ms (bench/tools.py folder-host), which a folder run at the
+        GPU's pace needs; non-finite values (not JSON) go through json.dumps as before."""
         head = '{\n "frame": "lidar",\n' + "".join(f" {json.dumps(k)}: {json.dumps(v)},\n" for k, v in (meta or {}).items())
         n = len(self)
         if n and not (np.isfinite(self.boxes).all() and np.isfinite(self.scores).all()):

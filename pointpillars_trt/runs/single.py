@@ -20,7 +20,7 @@ from pointpillars_trt.runs.interrupt import stop_on_interrupt
 from pointpillars_trt.runs.summary import FolderSummary, named, reason
 
 #: writer threads: formatting holds the GIL, the file calls do not, so two overlap one's formatting with the other's
-#: writes (bench/folder_host.py measures them)
+#: writes (bench/tools.py folder-host measures them)
 WRITERS = 2
 
 
