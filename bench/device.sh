@@ -128,7 +128,7 @@ part_folder() {  # ends within 6 min (upto cuts a step that would run past); car
   # cache the runs load) 2. `infer --out` (JSON) with --compile now, then again (all skipped: what a resume costs),
   # auto (the default), off 3. JSON + KITTI txt (--calib) 4. cold disk: 7481 distinct copies evicted from the page
   # cache 5. the host's costs per scan (tools.py folder-host: reading, formatting, writing whole, replanning)
-  local end=$(( SECONDS + 360 )) f=/tmp/f7481 c=../shared/kitti/training/calib/000134.txt o=/tmp/folder_part
+  local end=$(( SECONDS + ${FOLDER_SECONDS:-360} )) f=/tmp/f7481 c=../shared/kitti/training/calib/000134.txt o=/tmp/folder_part
   rm -rf $o; mkdir -p $o  # an earlier call's results would be skipped
   { nproc | sed 's/^/host cores: /'; python3 bench/tools.py link-scans $S $f --n 7481
     echo "== 1. the GPU alone: bench --batch 32 (FP16, compiled)"
