@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 from pointpillars_trt.errors import UserError
 
-#: <date>_<device>_<what>[.<part>].<ext>: e.g. 2026-12-02_h200_single-scan.md, 2026-12-01_cpu-2core_kitti-000134.3d.png
+#: <date>_<device>_<what>[.<part>].<ext>: e.g. 2026-12-02_h200_single-scan.md, 2026-12-06_cpu-2core_kitti-000006.bev.png
 NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})_([a-z0-9-]+)_([a-z0-9-]+)((?:\.[a-z0-9-]+)*)\.[a-z0-9]+$")
 VENDOR_WORDS = {"nvidia", "geforce", "tesla", "quadro"}
 
