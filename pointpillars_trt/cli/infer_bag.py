@@ -10,6 +10,7 @@ from pathlib import Path
 from pointpillars_trt import log
 from pointpillars_trt.cli.model_options import make_detector
 from pointpillars_trt.errors import UserError
+from pointpillars_trt.io.result_files import write_atomic
 from pointpillars_trt.io.rosbag import BagScan, open_bag
 from pointpillars_trt.model import store
 from pointpillars_trt.viz.sinks import ViewerSinks, check_output
@@ -107,7 +108,7 @@ def _report(det, scan: BagScan, res, args: argparse.Namespace, sinks: ViewerSink
     if args.out:
         meta = {"topic": scan.topic, "index": scan.index, "stamp_ns": scan.stamp, "stamp": scan.stamp / 1e9,
                 "frame_id": scan.frame_id, "model": det.description, "untrained": det.untrained}
-        (args.out / f"{scan.index:06d}.json").write_text(dets.to_json(names, meta))
+        write_atomic(args.out / f"{scan.index:06d}.json", dets.to_json(names, meta))  # never half-written
     sinks.write(scan.index, scan.stamp, scan.frame_id, scan.points, dets)
 
 
