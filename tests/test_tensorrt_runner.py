@@ -209,11 +209,11 @@ def test_cli_parses_all_options(tmp_path):
                 "--force", "--engines-dir", str(tmp_path / "e")])
     assert a.func is build_cli.run and a.precision == ["fp16"] and a.max_pillars == 30000
     assert (a.opt_pillars, a.max_batch, a.version_compatible, a.workspace_mb, a.force) == (8000, 4, True, 2048, True)
-    d = _parse(["build", "--onnx-dir", str(tmp_path)])
-    assert d.precision == ["fp32", "fp16"] and d.max_pillars == 40000 and d.opt_pillars == 12000
     from pointpillars_trt.cache_dir import default_cache_dir
 
-    assert d.max_batch == 1 and d.engines_dir == default_cache_dir() and not d.version_compatible
+    d = _parse(["build", "--onnx-dir", str(tmp_path)])
+    assert d.precision == ["fp32", "fp16"] and d.max_pillars == 40000 and d.opt_pillars == 12000
+    assert d.cache_dir == default_cache_dir() and d.max_batch == 1 and d.engines_dir is None and not d.version_compatible  # None: --cache-dir's folder
 
 
 def test_cli_without_any_builder_says_how_to_install(tmp_path, monkeypatch):
