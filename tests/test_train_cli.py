@@ -76,11 +76,12 @@ def test_train_from_init_on_real_frames_records_them(tmp_path):
     ckpt = tmp_path / "ft.pth"
     r = cli("train", "--out", ckpt, "--epochs", "1", "--init", init, "--real", REPO.parent / "shared/kitti",
             "--real-split", split, "--real-fraction", "0.5", "--db-frames", "2", "--frames", "2", "--batch-size", "1",
-            "--workers", "0", "--device", "cpu", "--seed", "1")
+            "--workers", "0", "--device", "cpu", "--seed", "1", "--real-paste-share", "0.5", "--synthetic-car-top", "0.04")
     assert r.returncode == 0, r.stderr
     assert "real frames 000008 000134" in r.stderr and "gt_sampling on" in r.stderr
     ck = torch.load(ckpt, map_location="cpu", weights_only=True)
     assert ck["train_args"]["real_ids"] == ["000008", "000134"] and ck["train_args"]["init"] == str(init)
+    assert ck["train_args"]["real_paste_share"] == 0.5 and ck["train_args"]["synthetic_car_top"] == 0.04
     start = torch.load(init, map_location="cpu", weights_only=True)["model_state"]
     w = "dense_head.conv_cls.bias"  # the random-init head is not the focal-prior head a fresh run starts with
     assert torch.allclose(ck["model_state"][w], start[w], atol=0.05) and not torch.equal(ck["model_state"][w], start[w])
@@ -93,6 +94,8 @@ def test_train_real_and_init_bad_arguments(tmp_path):
     assert_one_line_error(cli("train", "--out", out, "--real", kitti), "--real and --real-split go together")
     assert_one_line_error(cli("train", "--out", out, "--real", tmp_path, "--real-split", split), "KITTI's layout")
     assert_one_line_error(cli("train", "--out", out, "--real-fraction", "2"), "--real-fraction")
+    assert_one_line_error(cli("train", "--out", out, "--real-paste-share", "-0.1"), "--real-paste-share")
+    assert_one_line_error(cli("train", "--out", out, "--synthetic-car-top", "1"), "--synthetic-car-top")
     assert_one_line_error(cli("train", "--out", out, "--init", tmp_path / "nope.pth"), "--init")
     ck = tmp_path / "c.pth"
     ck.write_bytes(b"")

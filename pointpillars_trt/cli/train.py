@@ -61,6 +61,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "`eval --data` warns when it scores a model on frames it trained on)")
     g.add_argument("--real-fraction", type=float, default=0.2, metavar="F",
                    help="share of training items that are a real frame (default 0.2)")
+    g.add_argument("--real-paste-share", type=float, default=0.25, metavar="F",
+                   help="chance that an object pasted by gt_sampling comes from a real frame rather than a generated "
+                        "one, when the database holds real objects (default 0.25); higher shows the model real "
+                        "objects' scan patterns more often, on generated and real backgrounds")
+    g.add_argument("--synthetic-car-top", type=float, default=0.0, metavar="M",
+                   help="raise the top of every generated car's label box by M metres, its bottom kept (default 0). "
+                        "KITTI's labels sit about 6.6 cm above a car's highest return (real training frames), the "
+                        "generator's 2.4 cm: 0.04 teaches real-frame box heights (training/labels.py)")
     p.set_defaults(func=run)
     return p
 
@@ -80,8 +88,10 @@ def _check(args: argparse.Namespace) -> None:
         raise UserError(f"--resume {args.resume}: no such file")
     if args.init is not None and (args.resume is not None or not args.init.is_file()):
         raise UserError(f"--init {args.init}: " + ("give --init or --resume, not both" if args.resume else "no such file"))
-    if args.db_frames < 0 or not 0 <= args.real_fraction <= 1:
-        raise UserError("--db-frames must not be negative and --real-fraction must lie in [0, 1]")
+    if args.db_frames < 0 or not 0 <= args.real_fraction <= 1 or not 0 <= args.real_paste_share <= 1:
+        raise UserError("--db-frames must not be negative; --real-fraction and --real-paste-share must lie in [0, 1]")
+    if not 0 <= args.synthetic_car_top <= 0.5:
+        raise UserError(f"--synthetic-car-top must lie in [0, 0.5] metres, got {args.synthetic_car_top}")
     if (args.real is None) != (args.real_split is None):
         raise UserError("--real and --real-split go together: the root of the real frames and the ids that may train")
     if args.real is not None and not (args.real / "training" / "velodyne").is_dir():
@@ -123,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
                         log=str(args.log) if args.log else None, lr=args.lr, init=str(args.init) if args.init else None,
                         gt_sampling=args.gt_sampling, db_frames=args.db_frames,
                         real_root=str(args.real) if args.real else None, real_ids=real_ids,
-                        real_fraction=args.real_fraction)
+                        real_fraction=args.real_fraction, real_paste_share=args.real_paste_share,
+                        synthetic_car_top=args.synthetic_car_top)
     real = f", real frames {' '.join(real_ids)} ({args.real_fraction:.0%} of items)" if real_ids else ""
     print(f"train: {args.frames} frames x {args.epochs} epochs, batch {args.batch_size}, on {device}, "
           f"{workers} workers, gt_sampling {'on' if args.gt_sampling else 'off'}{real}", file=sys.stderr)

@@ -21,18 +21,21 @@ from pointpillars_trt.training.augment import augment, boxes_in_range
 from pointpillars_trt.training.frames import scene_arrays
 from pointpillars_trt.training.gt_database import GtDatabase
 from pointpillars_trt.training.gt_sampling import SamplingOptions, sample_into
+from pointpillars_trt.training.labels import class_mask, raise_tops
 from pointpillars_trt.training.targets import anchor_classes, anchor_index, assign_targets
 
 
 @dataclasses.dataclass
 class FrameMix:
     """What besides generated frames goes into training: real frames [(id, arrays)] and the share of items that
-    are one of them, and the ground-truth database pasted from (None: no gt_sampling)."""
+    are one of them, the ground-truth database pasted from (None: no gt_sampling), and how many metres generated
+    cars' label boxes grow at the top (training/labels.py; 0: the generator's boxes)."""
 
     real: list[tuple[str, dict]] = dataclasses.field(default_factory=list)
     real_fraction: float = 0.0
     database: GtDatabase | None = None
     sampling: SamplingOptions = SamplingOptions()
+    car_top: float = 0.0
 
 
 class TrainingFrames(torch.utils.data.Dataset):
@@ -59,7 +62,10 @@ class TrainingFrames(torch.utils.data.Dataset):
         mix = self.mix
         if self.train and mix.real and np.random.default_rng([self.seed, int(key), 0x5EA1]).random() < mix.real_fraction:
             return mix.real[int(key) % len(mix.real)]
-        return "synthetic", scene_arrays(self.seed, int(key) % self.n, self.cfg, self.cache_dir)
+        f = scene_arrays(self.seed, int(key) % self.n, self.cfg, self.cache_dir)
+        if mix.car_top:
+            f = {**f, "boxes": raise_tops(f["boxes"], class_mask(f["labels"], self.cfg.class_names, "Car"), mix.car_top)}
+        return "synthetic", f
 
     def __getitem__(self, key: int) -> dict[str, np.ndarray]:
         cfg = self.cfg
@@ -85,9 +91,10 @@ class TrainingFrames(torch.utils.data.Dataset):
 
 
 def make_mix(cfg: PointPillarsConfig, seed: int, frames: int, real_root: str | None, real_ids: list[str],
-             real_fraction: float, gt_sampling: bool, db_frames: int, cache_dir: str | None, workers: int) -> FrameMix:
+             real_fraction: float, gt_sampling: bool, db_frames: int, cache_dir: str | None, workers: int,
+             sampling: SamplingOptions = SamplingOptions(), car_top: float = 0.0) -> FrameMix:
     """Read the real training frames and build the ground-truth database (from the first db_frames training frames
-    of seed, at most `frames`, and the real frames)."""
+    of seed, at most `frames`, and the real frames; generated cars' tops raised by car_top metres)."""
     from pointpillars_trt.io.kitti_frames import read_labelled_frame
     from pointpillars_trt.training.frames import build_database, real_arrays
 
@@ -98,7 +105,9 @@ def make_mix(cfg: PointPillarsConfig, seed: int, frames: int, real_root: str | N
         if cache:
             cache.mkdir(parents=True, exist_ok=True)
         db = build_database(cfg, seed, min(db_frames, frames), real, cache, workers)
-    return FrameMix(real, real_fraction if real else 0.0, db)
+        if car_top:
+            db = dataclasses.replace(db, boxes=raise_tops(db.boxes, ~db.is_real & (db.names == "Car"), car_top))
+    return FrameMix(real, real_fraction if real else 0.0, db, sampling, car_top)
 
 
 def collate(items: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:

@@ -17,6 +17,7 @@ from pointpillars_trt.model.config import PointPillarsConfig
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.model.networks import PointPillarsNets, load_checkpoint
 from pointpillars_trt.training.data import TrainingFrames, collate, make_mix
+from pointpillars_trt.training.gt_sampling import SamplingOptions
 from pointpillars_trt.training.interrupt import StepGuard
 from pointpillars_trt.training.losses import detection_losses
 
@@ -45,6 +46,8 @@ class TrainOptions:
     real_root: str | None = None  # KITTI root of the real training frames
     real_ids: list[str] | None = None  # the real frames that train the model (recorded in the checkpoint)
     real_fraction: float = 0.2  # share of training items that are a real frame
+    real_paste_share: float = 0.25  # chance that a pasted object comes from a real frame (SamplingOptions.real_share)
+    synthetic_car_top: float = 0.0  # metres added to the top of generated cars' label boxes (training/labels.py)
 
 
 def scatter_to_canvas(pillar_features: torch.Tensor, coords: torch.Tensor, batch_size: int,
@@ -155,7 +158,8 @@ def train(opts: TrainOptions, cfg: PointPillarsConfig) -> dict:
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
     mix = make_mix(cfg, opts.seed, opts.frames, opts.real_root, opts.real_ids or [], opts.real_fraction, opts.gt_sampling,
-                   opts.db_frames, opts.cache_dir, opts.workers)
+                   opts.db_frames, opts.cache_dir, opts.workers, SamplingOptions(real_share=opts.real_paste_share),
+                   opts.synthetic_car_top)
     ds = TrainingFrames(cfg, opts.frames, opts.seed, train=True, cache_dir=opts.cache_dir, mix=mix)
     ds[0]  # compile the Numba voxelizer once here; forked workers inherit it
     per_epoch = opts.frames // opts.batch_size
