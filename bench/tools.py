@@ -360,9 +360,17 @@ META = ("epoch", "it", "version", "train_args")
 
 def weights(args: argparse.Namespace) -> int:
     """split CKPT OUT_DIR [N]: every N-th weight (sorted by name) into OUT_DIR/weights_i.pth with the checkpoint's
-    metadata (the optimizer state stays behind); join OUT SHARD...: one OpenPCDet-format checkpoint again."""
+    metadata (the optimizer state stays behind); join OUT SHARD...: one OpenPCDet-format checkpoint again;
+    fp16 CKPT OUT: the default model's storage (data/models/MODEL_CARD.md): float weights in FP16, no optimizer."""
     import torch
 
+    if args.action == "fp16":
+        ck = torch.load(args.paths[0], map_location="cpu", weights_only=True)
+        state = {k: v.half() if v.is_floating_point() else v for k, v in ck["model_state"].items()}
+        torch.save({"model_state": state, **{k: ck[k] for k in META if k in ck},
+                    "storage": "float16 (load_checkpoint upcasts to float32)"}, args.paths[1])
+        print(f"{args.paths[1]}: {len(state)} tensors in FP16 storage, iteration {ck.get('it')}")
+        return 0
     if args.action == "split":
         ckpt, out_dir, n = args.paths[0], Path(args.paths[1]), int(args.paths[2]) if len(args.paths) > 2 else 2
         ck = torch.load(ckpt, map_location="cpu", weights_only=True)
@@ -696,8 +704,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--false-positives", type=float, default=15.0, help="mean random false positives per frame")
     p.add_argument("--seed", type=int, default=0)
     p = add("weights", weights, weights.__doc__)
-    p.add_argument("action", choices=("split", "join"))
-    p.add_argument("paths", nargs="+", help="split: CKPT OUT_DIR [N]; join: OUT SHARD...")
+    p.add_argument("action", choices=("split", "join", "fp16"))
+    p.add_argument("paths", nargs="+", help="split: CKPT OUT_DIR [N]; join: OUT SHARD...; fp16: CKPT OUT")
     p = add("bag-decode", bag_decode, "messages/s reading and decoding a ROS bag of KITTI-size PointCloud2 clouds")
     p.add_argument("--messages", type=int, default=1000)
     p.add_argument("--points", choices=("20k", "120k"), default="20k")
