@@ -51,6 +51,33 @@ def test_weight_shards_round_trip(tmp_path):
     assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
 
 
+def test_weights_fp16_is_the_default_models_storage(tmp_path):
+    """fp16 of the stored default model gives it back tensor for tensor, with its metadata; of an FP32 checkpoint,
+    each weight within FP16's rounding and loadable (load_checkpoint upcasts)."""
+    import torch
+
+    from pointpillars_trt.model.config import PointPillarsConfig
+    from pointpillars_trt.model.networks import load_checkpoint
+
+    default = REPO / "data/models/pointpillars_synthetic.pth"
+    r = run("weights", "fp16", default, tmp_path / "again.pth")
+    assert r.returncode == 0, r.stderr
+    want, got = (torch.load(p, map_location="cpu", weights_only=True) for p in (default, tmp_path / "again.pth"))
+    assert sorted(got) == sorted(want) and got["train_args"] == want["train_args"] and got["storage"] == want["storage"]
+    assert all(torch.equal(got["model_state"][k], v) for k, v in want["model_state"].items())
+    r = run("weights", "fp16", CHECKPOINT, tmp_path / "half.pth")
+    assert r.returncode == 0, r.stderr
+    full = torch.load(CHECKPOINT, map_location="cpu", weights_only=True)["model_state"]
+    half = torch.load(tmp_path / "half.pth", weights_only=True)
+    assert "optimizer_state" not in half and (tmp_path / "half.pth").stat().st_size < 10_000_000
+    for k, v in full.items():
+        h = half["model_state"][k]
+        assert h.dtype == (torch.float16 if v.is_floating_point() else v.dtype)
+        torch.testing.assert_close(h.to(v.dtype), v, rtol=1e-3, atol=1e-4)
+    nets = load_checkpoint(tmp_path / "half.pth", PointPillarsConfig())
+    assert all(p.dtype == torch.float32 for p in nets.parameters())
+
+
 def test_agree_counts_matching_detections(tmp_path):
     """A folder against itself agrees fully; with one frame's boxes moved 3 m, that frame's boxes do not match."""
     from pointpillars_trt.evaluation.synthetic import noisy_detections, random_labels
