@@ -12,6 +12,8 @@
 #   startup      the README's first command in a new process: cold (empty caches) and warm, phase by phase
 #   soak         10,000 scans of mixed sizes through one FP16 detector: device memory, graphs' memory
 #   train        train the default model (schedule of data/models/MODEL_CARD.md), resumable: RESUME=CKPT
+#   finetune     fine-tunes of the default model for real-frame Car AP (FT_VARIANTS), each evaluated on real and
+#                held-apart generated frames; their FP16 checkpoints come back
 #   eval         FP16 against FP32 AP of the default model on 300 held-apart frames, and their agreement
 #   trt-lean     TensorRT's lean runtime (its two wheels in $WHL): runtime creation, refusals (runner tests)
 #   folder       `infer DIR --out` over 7481 scans end to end against the GPU alone, resumes, cold disk, host costs
@@ -110,6 +112,60 @@ part_eval() {  # --no-compile: a new machine's Inductor tuning would not fit the
     echo "python bench/tools.py agree /tmp/evals/fp16 /tmp/evals/fp32"
     python3 bench/tools.py agree /tmp/evals/fp16 /tmp/evals/fp32; } 2>&1 | record eval
 }
+FT_VARIANTS_ALL="plain top top-real"
+ft_options() {  # ft_options VARIANT: its train options beside the recipe's (data/models/MODEL_CARD.md)
+  case $1 in
+    plain) echo "";;  # the recipe's data: what fine-tuning alone does
+    top) echo "--synthetic-car-top 0.04";;  # generated cars' label boxes 4 cm taller (training/labels.py)
+    top-real) echo "--synthetic-car-top 0.04 --real-paste-share 0.5";;  # and half the pasted objects real
+    *) return 1;;
+  esac
+}
+real_ap() {  # real_ap NAME CKPT: Car/Pedestrian/Cyclist AP R40 (strict) on the real eval split, on the CPU as the
+  # model card measures it
+  echo "== $1 on the real eval split: python -m pointpillars_trt eval --data ../shared/kitti --split data/splits/kitti_eval.txt --checkpoint $2 --device cpu"
+  timeout 120 python3 -m pointpillars_trt eval --data ../shared/kitti --split data/splits/kitti_eval.txt \
+    --checkpoint "$2" --device cpu --precision fp32 --out "/tmp/ft/real_$1" 2>&1 | grep -v "$QUIET" \
+    | grep -A4 "AP_R40@0.70, 0.70, 0.70:\|AP_R40@0.50, 0.50, 0.50:\|trained this model" | grep -v "^--\|bbox\|aos"
+}
+part_finetune() {  # fine-tunes of the default model for real-frame Car AP, ends within FT_SECONDS (default 540).
+  # FT_VARIANTS (default "top top-real"; of: $FT_VARIANTS_ALL, see ft_options), each from the default model's
+  # weights (--init) with a one-cycle max LR of FT_LR (0.001) over FT_EPOCHS x FT_FRAMES / 8 iterations (4 x 2400 / 8
+  # = 1200; the first epoch generates its frames, the next variant reuses them), the recipe's real frames and
+  # gt_sampling. Each: training with its validation on FT_VAL (300) held-apart generated frames, then AP on the real
+  # eval split (the default model's first). Carry: the numpy and shapely wheels, .devshared. Back (8 files at most):
+  # the record, each variant's losses (.jsonl) and its checkpoint in the default model's FP16 storage (ft_<v>.pth).
+  local end=$(( SECONDS + ${FT_SECONDS:-540} )) base=data/models/pointpillars_synthetic.pth v opts
+  rm -rf /tmp/ft; mkdir -p /tmp/ft
+  { real_ap default $base
+    for v in ${FT_VARIANTS:-top top-real}; do
+      opts=$(ft_options "$v") || { echo "no variant '$v' (of: $FT_VARIANTS_ALL)"; continue; }
+      echo "== $v: python3 -m pointpillars_trt train --init $base --lr ${FT_LR:-0.001} --frames ${FT_FRAMES:-2400} --epochs ${FT_EPOCHS:-4} $opts (recipe's other options)"
+      timeout "$(upto $end 300)" python3 -m pointpillars_trt train --out "/tmp/ft/$v.pth" --init $base \
+        --lr "${FT_LR:-0.001}" --frames "${FT_FRAMES:-2400}" --epochs "${FT_EPOCHS:-4}" --batch-size 8 --seed 0 \
+        --workers "${FT_WORKERS:-15}" --device "${FT_DEVICE:-cuda}" --save-every 500 --time-limit "${FT_TIME:-170}" \
+        --cache-dir /tmp/frames_cache --log "$OUT/$(date -u +%F)_${TAG}_ft_$v.jsonl" --val-frames "${FT_VAL:-300}" \
+        --real ../shared/kitti --real-split data/splits/kitti_train.txt --real-fraction 0.2 --db-frames 400 \
+        $opts 2>&1 | grep -v "$QUIET" | tee "/tmp/ft/$v.log"
+      [ -f "/tmp/ft/$v.pth" ] || { echo "$v: no checkpoint"; continue; }
+      python3 bench/tools.py weights fp16 "/tmp/ft/$v.pth" "$OUT/ft_$v.pth"
+      real_ap "$v" "$OUT/ft_$v.pth"
+    done
+    ft_summary default ${FT_VARIANTS:-top top-real}; } 2>&1 | record finetune
+}
+ft_summary() {  # ft_summary NAME...: one line each: real-frame Car AP R40 moderate and the generated validation's
+  echo "== summary: real = Car AP R40 moderate BEV / 3D on data/splits/kitti_eval.txt (at most 17.50: 8 cars);"
+  echo "   generated = 3D AP R40 moderate on the held-apart frames (default model: 99.62 / 87.07 / 99.58, train log)"
+  local n t
+  for n in "$@"; do
+    t=/tmp/ft/real_$n/table.txt
+    [ -f "$t" ] || { echo "$n: no real-frame evaluation"; continue; }
+    printf '%-9s real Car BEV %s / 3D %s; %s\n' "$n" \
+      "$(grep -A3 'Car AP_R40@0.70, 0.70, 0.70:' "$t" | awk -F'[:,]' '/^bev/ {print $3}')" \
+      "$(grep -A3 'Car AP_R40@0.70, 0.70, 0.70:' "$t" | awk -F'[:,]' '/^3d/ {print $3}')" \
+      "$(grep -h '^validation' "/tmp/ft/$n.log" 2>/dev/null | sed 's/.*moderate: /generated /' || true)"
+  done
+}
 part_trt_lean() {  # the wheels: tensorrt_lean_cu13_libs and _bindings 11.4.0.106 (engines/README.md)
   { python3 -c 'import tensorrt_lean_bindings as t; print("tensorrt_lean_bindings", t.__version__)'
     timeout 300 python3 -m pytest -v -rs -p no:cacheprovider tests/test_tensorrt_runner.py; } 2>&1 | record trt-lean
@@ -187,7 +243,7 @@ for a, b in ((f"{o}/single", f"{o}/ray"), (f"{o}/single", f"{o}/single2")):
     print(f"{a} vs {b}: {len(names)} and {len(os.listdir(b))} files, {same} byte-identical")' $o; } 2>&1 | record ray
 }
 
-PARTS="tests single-scan throughput startup soak train eval trt-lean folder ray"
+PARTS="tests single-scan throughput startup soak train finetune eval trt-lean folder ray"
 echo "$GPU; commit $COMMIT; parts: ${PART:?PART=<one or more of: $PARTS>}"
 for part in $PART; do
   fn="part_${part//-/_}"
