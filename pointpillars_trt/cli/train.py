@@ -24,6 +24,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         epilog="iterations = epochs * (frames // batch-size). Examples:\n"
                "  python -m pointpillars_trt train --out ckpt.pth --frames 4000 --epochs 8 --batch-size 8\n"
                "  python -m pointpillars_trt train --out ckpt.pth --resume ckpt.pth --frames 4000 --epochs 8 --batch-size 8\n"
+               "Fine-tune the default model with real frames and KITTI-style car boxes:\n"
+               "  python -m pointpillars_trt train --out ft.pth --init data/models/pointpillars_synthetic.pth --lr 0.001 "
+               "--frames 2400 --epochs 4 --batch-size 8 --real KITTI_ROOT --real-split data/splits/kitti_train.txt "
+               "--synthetic-car-top 0.04\n"
                "The validation frames (--val-frames) are `make-sample --seed VAL_SEED` (VAL_SEED from the config, "
                "never a training seed), so `eval --data` reproduces the printed AP.")
     p.add_argument("--out", required=True, type=Path, metavar="CKPT", help="checkpoint to write (also every --save-every iterations)")
