@@ -22,8 +22,9 @@ from pointpillars_trt.io.result_files import ResultFolder, ScanJob
 WRITERS = ("auto", "threads", "processes")
 #: writer threads: file calls release the GIL, so two overlap one's formatting with the other's writes
 WRITE_THREADS = 2
-#: writer processes at most; each formats and writes about 2500 results/s (bench/tools.py folder-loop)
-MAX_WRITE_PROCESSES = 4
+#: writer processes at most (one per 3 cores): a JSON and a KITTI txt a scan cost one of them about 1 ms
+#: (bench/results/2026-12-06_cpu-2core_folder-host.md), so 5 on 16 cores keep up with 2500 scans/s with margin
+MAX_WRITE_PROCESSES = 6
 #: "auto" starts processes for runs of at least this many scans (starting them costs about 0.3 s each on 2 cores)
 PROCESS_MIN_SCANS = 256
 
@@ -50,7 +51,7 @@ class ResultWriters:
             return
         import multiprocessing
 
-        n = max(1, min(MAX_WRITE_PROCESSES, (os.cpu_count() or 2) // 4))
+        n = max(1, min(MAX_WRITE_PROCESSES, (os.cpu_count() or 2) // 3))
         self._pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"), initializer=_start,
                                          initargs=(str(folder.out), folder.settings, tuple(class_names), meta))
         main = threading.current_thread() is threading.main_thread()
