@@ -112,3 +112,19 @@ def test_writer_kind():
     assert writer_kind("auto", 10_000) == ("processes" if (os.cpu_count() or 1) >= 4 else "threads")
     with pytest.raises(UserError, match="writers must be one of"):
         writer_kind("fork", 10)
+
+
+def test_off_a_terminal_a_run_says_how_far_it_is(onnx_dir, tmp_path, capsys, monkeypatch):
+    """No bar off a terminal: a progress line every PROGRESS_SECONDS (0 here: after each batch) on stderr, with the
+    scans done of all, the rate and the time left; nothing on stdout."""
+    from pointpillars_trt import Detector, infer_folder
+    from pointpillars_trt.runs import single
+
+    monkeypatch.setattr(single, "PROGRESS_SECONDS", 0.0)
+    with Detector.from_onnx(onnx_dir, device="cpu", max_batch=2) as det:
+        s = infer_folder(det, ALL_SCANS[:4], tmp_path / "out", writers="processes")
+    assert (s.done, s.failed) == (4, [])
+    err = capsys.readouterr()
+    lines = [line for line in err.err.splitlines() if line.startswith("infer: ")]
+    assert [line.split(" scans,")[0] for line in lines] == ["infer: 2 of 4", "infer: 4 of 4"], err.err
+    assert all("scans/s" in line and line.endswith("s left") for line in lines) and err.out == ""
