@@ -16,7 +16,7 @@
 #                held-apart generated frames; their FP16 checkpoints come back
 #   eval         FP16 against FP32 AP of the default model on 300 held-apart frames, and their agreement
 #   trt-lean     TensorRT's lean runtime (its two wheels in $WHL): runtime creation, refusals (runner tests)
-#   folder       `infer DIR --out` over 7481 scans end to end against the GPU alone, resumes, cold disk, host costs
+#   folder       `infer DIR --out` over 7481 scans end to end against the GPU alone, resumes, cold disk, host ceiling
 #   ray          `infer DIR --out` in one process against `--ray` (a local Ray cluster), and whether they agree
 #
 # Each part writes its record into $OUT: <date>_<device>_<part>.md + .json (bench, tools.py) or .log, each naming its
@@ -178,27 +178,35 @@ timed_infer() {  # timed_infer END CAP NAME ARGS...: `infer ARGS` at FP16 in bat
     | grep -v "$QUIET" | grep -v "^warning: .*dropped" | grep -iv "token" | tail -8; rc=${PIPESTATUS[0]}
   echo "$name: $(( ($(date +%s%N) - t) / 1000000 )) ms whole process (exit $rc)"; echo
 }
-part_folder() {  # ends within 6 min (upto cuts a step that would run past); carry: the numpy wheel and
-  # .devshared/kitti (35.8 MiB with the tree). A folder of 7481 KITTI-size scans (links of the 10 shared ones), FP16,
-  # the default model, batches of 32: 1. the GPU alone (bench --batch 32; it tunes the RPN for B = 1 and 32 into the
-  # cache the runs load) 2. `infer --out` (JSON) with --compile now, then again (all skipped: what a resume costs),
-  # auto (the default), off 3. JSON + KITTI txt (--calib) 4. cold disk: 7481 distinct copies evicted from the page
-  # cache 5. the host's costs per scan (tools.py folder-host: reading, formatting, writing whole, replanning)
-  local end=$(( SECONDS + ${FOLDER_SECONDS:-360} )) f=/tmp/f7481 c=../shared/kitti/training/calib/000134.txt o=/tmp/folder_part
+part_folder() {  # ends within FOLDER_SECONDS (default 300; upto cuts a step that would run past); carry: the
+  # numpy and shapely wheels (.whl-gpu/*.whl, named) and .devshared/kitti (scans + training/calib/000000.txt; 35.8 MiB
+  # with the tree). A folder of 7481 KITTI-size scans (links of the 10 shared ones), FP16, the default model, batches
+  # of 32: 1. the GPU alone (bench --batch 32; it tunes the RPN for B = 1 and 32 into the cache the runs load)
+  # 2. `infer --out` (JSON) with --compile now: writer processes (the default, `auto`), then again (all skipped: what
+  # a resume costs), then the previous way (writer threads under the GIL, a line per scan: --writers threads -v)
+  # 3. JSON + KITTI txt (--calib) 4. cold disk: 7481 distinct copies evicted from the page cache 5. the host's
+  # ceiling: the same loop with the network's results replayed (tools.py folder-loop), processes, then threads
+  local end=$(( SECONDS + ${FOLDER_SECONDS:-300} )) f=/tmp/f7481 c=../shared/kitti/training/calib/000000.txt
+  local o=/tmp/folder_part
   rm -rf $o; mkdir -p $o  # an earlier call's results would be skipped
   { nproc | sed 's/^/host cores: /'; python3 bench/tools.py link-scans $S $f --n 7481
+    [ -f $c ] || echo "no $c: carry .devshared/kitti (part_folder)"
     echo "== 1. the GPU alone: bench --batch 32 (FP16, compiled)"
-    timeout "$(upto $end 210)" python3 -m pointpillars_trt bench $S --device cuda --precision fp16 --batch 32 \
-      --iters 300 2>&1 | grep -v "$QUIET" | tail -25
-    echo "== 2. infer $f --out (JSON), B = 32"
-    timed_infer $end 60 "compile now" $f --out $o/now --compile now
-    timed_infer $end 40 "rerun, all skipped" $f --out $o/now --compile now
-    timed_infer $end 60 "compile auto" $f --out $o/auto
-    timed_infer $end 60 "compile off" $f --out $o/off --compile off
-    echo "== 3. JSON + KITTI txt (--calib)"
-    timed_infer $end 60 "calib, compile now" $f --out $o/calib --calib $c --compile now
+    timeout "$(upto $end 150)" python3 -m pointpillars_trt bench $S --device cuda --precision fp16 --batch 32 \
+      --iters 300 2>&1 | grep -v "$QUIET" | grep "scans/s\|compiled in"
+    echo "== 2. infer $f --out (JSON), B = 32, --compile now"
+    timed_infer $end 45 "writer processes (default)" $f --out $o/now --compile now
+    timed_infer $end 20 "rerun, all skipped" $f --out $o/now --compile now
+    timed_infer $end 45 "writer threads and a line per scan (the previous way)" $f --out $o/threads --compile now \
+      --writers threads -v
+    python3 -c 'import filecmp, os, sys; a, b = sys.argv[1:]; n = sorted(os.listdir(a))
+same = sum(filecmp.cmp(f"{a}/{x}", f"{b}/{x}", shallow=False) for x in n if os.path.exists(f"{b}/{x}"))
+print(f"{a} vs {b}: {len(n)} and {len(os.listdir(b))} files, {same} byte-identical (one GPU process each)")' \
+      $o/now $o/threads
+    echo "== 3. JSON + KITTI txt (--calib $c)"
+    timed_infer $end 45 "calib, compile now" $f --out $o/calib --calib $c --compile now
     echo "== 4. cold disk: 7481 distinct files, evicted from the page cache"
-    timeout "$(upto $end 45)" python3 -c '
+    timeout "$(upto $end 40)" python3 -c '
 import glob, os, shutil, sys
 src, dst = sys.argv[1:]
 os.makedirs(dst)
@@ -208,10 +216,12 @@ os.sync()
 for p in glob.glob(f"{dst}/*.bin"):
     fd = os.open(p, os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED); os.close(fd)
 print("copied and evicted", len(os.listdir(dst)), "files")' $f $o/cold_scans
-    timed_infer $end 60 "cold disk, compile now" $o/cold_scans --out $o/cold --compile now
-    echo "== 5. host costs per scan: python bench/tools.py folder-host $S --n 7481 --calib $c"
-    timeout "$(upto $end 90)" python3 bench/tools.py folder-host $S --n 7481 --calib $c 2>&1 | grep -v "$QUIET" \
-      | grep -v "^backend" | tail -9; } 2>&1 | record folder
+    timed_infer $end 45 "cold disk, compile now" $o/cold_scans --out $o/cold --compile now
+    echo "== 5. the host's ceiling (no GPU): python bench/tools.py folder-loop $S --n 7481 --writers W"
+    for w in processes threads; do
+      timeout "$(upto $end 60)" python3 bench/tools.py folder-loop $S --n 7481 --writers $w --repeat 2 2>&1 \
+        | grep -v "$QUIET" | grep -v "^backend" | tail -3
+    done; } 2>&1 | record folder
 }
 part_ray() {  # ends within 4 min (upto cuts a step that would run past); carry (60.6 MiB with the tree): the
   # numpy wheel (15.8 MiB), the 5 of `python bench/tools.py ray-wheels` (Ray 2.60 without Java, LZMA, 29.3 MiB;

@@ -11,6 +11,7 @@
   keep          copy record files back from a device run into bench/results, each replacing the earlier one of its kind
   link-scans    a folder of N scans made of a few (hard links cycling through them), as the folder runs use (7481)
   folder-host   a folder run's host costs per scan with the real code, no GPU: reading, formatting, writing, replanning
+  folder-loop   the host ceiling of `infer DIR --out`: its real loop with the network's results replayed (no GPU)
   ray-wheels    the wheels that bring Ray Data to the device machine within its 64 MiB carry, into the ignored .whl/
 
 Subcommands with --out DIR write a record there, as `bench --out` does (bench/results/README.md). Only the standard
@@ -557,7 +558,8 @@ def folder_host(args: argparse.Namespace) -> int:
     from pointpillars_trt.io.result_files import ResultFolder, ScanJob
     from pointpillars_trt.pipelines.prefetch import prefetched
     from pointpillars_trt.runs.scan_links import linked_scans
-    from pointpillars_trt.runs.single import WRITERS, run_settings
+    from pointpillars_trt.runs.result_writers import WRITE_THREADS as WRITERS
+    from pointpillars_trt.runs.single import run_settings
 
     scans = _scans_in(args.scans)
     calib = Calib.read(args.calib) if args.calib else None
@@ -728,6 +730,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=7481, help="scans to read and results to write (default 7481)")
     p.add_argument("--calib", type=Path, help="a KITTI calib: also time the KITTI txt of each result")
     p.add_argument("--prefetch", type=int, default=64, help="reads ahead, as infer --batch 32 does (default 64)")
+    from folder_loop import folder_loop
+
+    p = add("folder-loop", folder_loop, folder_loop.__doc__ + " A measurement tool, not a test.")
+    p.add_argument("scans", type=Path, help="folder of .bin scans (the default model detects each once, on the CPU)")
+    p.add_argument("--n", type=int, default=3000, help="scans in the run (hard links; default 3000)")
+    p.add_argument("--batch", type=int, default=32, help="scans per batch, as infer --batch (default 32)")
+    p.add_argument("--calib", type=Path, help="a KITTI calib for every scan: KITTI txt files too")
+    p.add_argument("--writers", choices=("threads", "processes"), help="how results are written (default: the run's)")
+    p.add_argument("--lines", action="store_true", help="print each scan's line (to /dev/null), as infer -v does")
+    p.add_argument("--repeat", type=int, default=2, help="runs, one after another (default 2)")
+    p.add_argument("--profile", action="store_true", help="profile the main thread of the last run")
     p = add("ray-wheels", ray_wheels, ray_wheels.__doc__ + " bench/device.sh installs every wheel of .whl/ that came.")
     p.add_argument("--out", type=Path, default=REPO / ".whl", help="where the wheels go (default: the ignored .whl/)")
     p.add_argument("--python", default="3.12", help="the device's Python (default 3.12)")

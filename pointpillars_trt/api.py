@@ -22,7 +22,7 @@ from pointpillars_trt.model.config import PointPillarsConfig, with_intensity
 from pointpillars_trt.pipelines.cpu import ScanResult
 from pointpillars_trt.pipelines.inputs import as_scan
 from pointpillars_trt.pipelines.intensity import IntensityCheck
-from pointpillars_trt.pipelines.prefetch import prefetched
+from pointpillars_trt.pipelines.prefetch import Checked, checked_reader, prefetched, read_scan
 
 BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime")
 DEVICES = ("auto", "cuda", "cpu")
@@ -296,13 +296,12 @@ class Detector:
         self._live()
         if not isinstance(prefetch, int) or prefetch < 0:
             raise UserError(f"prefetch must be 0 or more, got {prefetch!r}")
-        return self._stream(prefetched(sources, read or _read_scan, prefetch))
+        return self._stream(prefetched(sources, checked_reader(read or read_scan, self._checked), prefetch))
 
     def _stream(self, items: Iterator[tuple[Any, Any]]) -> Iterator[tuple[Any, ScanResult | Exception]]:
         """Chunks of max_batch sources; on the GPU the next chunk is staged and queued while the current one runs
         (GpuPipeline.run_batches). Scans are validated before they are queued, so a bad one never stops the rest."""
         pipe = self._live()
-        check = getattr(pipe, "check", None)
         queued: deque[tuple[list[Any], list[Any], list[int]]] = deque()  # (chunk, results so far, runnable indices)
 
         def batches() -> Iterator[list[Any]]:
@@ -311,12 +310,9 @@ class Detector:
                 good, scans = [], []
                 for i, pts in enumerate(out):
                     if not isinstance(pts, BaseException):
-                        try:
-                            scan = self._scan(pts)
-                            if check is not None:
-                                check(scan)
+                        try:  # read on a reader thread: checked there (prefetch.checked_reader)
+                            scans.append(pts.scan if isinstance(pts, Checked) else self._checked(pts))
                             good.append(i)
-                            scans.append(scan)
                         except UserError as e:
                             out[i] = e
                 queued.append((chunk, out, good))
@@ -375,6 +371,14 @@ class Detector:
         for results in pipe.run_batches(padded()):
             yield results[:sizes.popleft()]
 
+    def _checked(self, points: Any) -> Any:
+        """The scan as the pipeline takes it (_scan, then the pipeline's own check); UserError if refused."""
+        scan = self._scan(points)
+        check = getattr(self._pipeline, "check", None)
+        if check is not None:
+            check(scan)
+        return scan
+
     def _scan(self, points: Any) -> Any:
         scan = as_scan(points, gpu=self._device == "cuda", device_id=self._device_id)
         if isinstance(scan, np.ndarray):
@@ -402,17 +406,3 @@ class Detector:
 
     def __repr__(self) -> str:
         return f"Detector({self._description}{', closed' if self._closed else ''})"
-
-
-def _read_scan(path: Any) -> np.ndarray:
-    """A velodyne .bin, as io.kitti.read_bin reads it (NaN/Inf rows dropped, with a warning naming the file), or a
-    bag message's points (io.rosbag.BagScan.read_points)."""
-    from pointpillars_trt.io.kitti import read_bin
-
-    if not isinstance(path, (str, os.PathLike)):
-        return path.read_points()
-
-    points, rd = read_bin(path, with_stats=True)
-    if rd.num_nonfinite:
-        log.warn(f"{path}: dropped {rd.num_nonfinite} point(s) with NaN/Inf coordinates")
-    return points

@@ -53,8 +53,10 @@ def reference(scans, onnx_dir, tmp_path_factory) -> Path:
 
 
 def _start_and_wait(cmd: list[str], out: Path, results: int) -> subprocess.Popen:
-    """Start the command and wait until `results` JSON files exist in out."""
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    """Start the command in a session of its own (a terminal's Ctrl-C reaches its whole process group, writer
+    processes included: os.killpg) and wait until `results` JSON files exist in out."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                         start_new_session=True)
     deadline = time.monotonic() + 600
     while not (out.is_dir() and sum(n.endswith(".json") for n in os.listdir(out)) >= results):
         assert p.poll() is None, p.communicate()
@@ -89,14 +91,16 @@ def _assert_same_as(out: Path, reference: Path) -> None:
 
 
 def test_killed_run_resumes_without_recomputing(scans, onnx_dir, reference, tmp_path):
+    """Killed with its writer processes running, then resumed on threads: the files equal the reference run's,
+    whose 16 scans were written on threads (auto), byte for byte."""
     out = tmp_path / "out"
-    p = _start_and_wait(_cmd(scans, out, onnx_dir), out, 5)
+    p = _start_and_wait(_cmd(scans, out, onnx_dir, "--writers", "processes"), out, 5)
     p.send_signal(signal.SIGKILL)
     p.communicate()
     _assert_whole_or_temporary(out)
     before = _finished(out)
     assert 5 <= len(before) < N_SCANS
-    r = _run(_cmd(scans, out, onnx_dir))
+    r = _run(_cmd(scans, out, onnx_dir, "--writers", "threads"))
     assert r.returncode == 0, r.stderr
     assert f"{N_SCANS} scans: {N_SCANS - len(before)} done, {len(before)} skipped (finished before)" in r.stderr
     after = _finished(out)
@@ -112,17 +116,19 @@ def _assert_whole_or_temporary(out: Path) -> None:
             (json.loads((out / name).read_text()) if name.endswith(".json") else (out / name).read_text())
 
 
-def test_ctrl_c_finishes_what_is_in_flight_and_exits_130(scans, onnx_dir, reference, tmp_path):
+@pytest.mark.parametrize("writers", ["threads", "processes"])
+def test_ctrl_c_finishes_what_is_in_flight_and_exits_130(scans, onnx_dir, reference, tmp_path, writers):
+    """Ctrl-C as a terminal sends it: to the process group (writer processes ignore it and finish their chunk)."""
     out = tmp_path / "out"
-    p = _start_and_wait(_cmd(scans, out, onnx_dir, "--batch", "2"), out, 3)
-    p.send_signal(signal.SIGINT)
+    p = _start_and_wait(_cmd(scans, out, onnx_dir, "--batch", "2", "--writers", writers, "-v"), out, 3)
+    os.killpg(p.pid, signal.SIGINT)
     stdout, stderr = p.communicate(timeout=300)
     assert p.returncode == 130, stderr
     assert "Traceback" not in stderr and "interrupted: finishing the scans in flight" in stderr
     done = len(_finished(out))
     assert 3 <= done < N_SCANS
     assert f"{N_SCANS} scans: {done} done, {N_SCANS - done} not run (interrupted" in stderr
-    assert len(stdout.splitlines()) == done  # a line for each scan written, none for a scan not written
+    assert len(stdout.splitlines()) == done  # -v: a line for each scan written, none for a scan not written
     _assert_whole(out)
     r = _run(_cmd(scans, out, onnx_dir, "--batch", "2"))
     assert r.returncode == 0 and f"{N_SCANS - done} done, {done} skipped" in r.stderr, r.stderr

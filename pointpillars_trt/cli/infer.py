@@ -13,6 +13,7 @@ from pointpillars_trt.cli.point_options import add_point_args, collect_scans, po
 from pointpillars_trt.io.rosbag import is_bag
 from pointpillars_trt.model import store
 from pointpillars_trt.runs.folder import infer_folder
+from pointpillars_trt.runs.result_writers import WRITERS
 from pointpillars_trt.runs.single import Done
 
 
@@ -24,7 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "before the model loads; a scan that fails is reported and skipped (exit 1 at the end). "
                     "Prints a line (and a table) per scan; with --out writes <scan>.json (lidar frame) and, when a calib "
                     "is known, <scan>.txt in KITTI's 16-column result format (camera frame). A folder runs at the "
-                    "GPU's pace with --batch 32: files are read and results written on threads while the GPU runs.\n\n"
+                    "GPU's pace with --batch 32: files are read on threads and results written by writer processes "
+                    "while the GPU runs; with --out it shows progress (a bar on a terminal, else a line every 5 s) "
+                    "and a summary instead of a line per scan (-v prints them).\n\n"
                     "Runs resume: run the same command again after Ctrl-C or a kill and it skips the scans whose "
                     "results are there (each file is written whole, under a temporary name first), and says how many "
                     "it skipped. Each JSON records the model, precision, score threshold and point options it was "
@@ -52,6 +55,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="run over a Ray cluster (needs the cluster extra): ADDRESS, else $RAY_ADDRESS, else a local "
                         "cluster of this machine; one detector actor per GPU, the same files and resuming as without")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="a line per scan also for several scans with --out (points, pillars, detections, time)")
+    p.add_argument("--writers", choices=WRITERS, default="auto",
+                   help="how --out files are written: in writer processes, on threads of this process (the GIL's "
+                        "way), or auto (processes for 256+ scans on 4+ cores; default)")
     p.add_argument("--show", type=int, default=None,
                    help="detections to print per scan (default 10; 0 with --out and several scans: the files hold them)")
     from pointpillars_trt.cli.infer_bag import add_bag_args
@@ -96,8 +104,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--out {args.out} is a file; give a folder")
     if args.ray is not None and not args.out:
         raise UserError("--ray writes result files: give --out")
-    if args.show is None:  # with --out the files hold the detections: a folder run prints one line a scan
+    if args.show is None:  # with --out the files hold the detections
         args.show = 0 if args.out and len(scans) > 1 else 10
+    # a line per scan where it is the output; a folder run with --out shows progress (7481 lines at 2500 scans/s
+    # cost the loop 0.05 ms a scan: bench/tools.py folder-loop --lines)
+    lines = args.verbose or not (args.out and len(scans) > 1)
 
     def vet(i: int, scan: Path) -> None:
         """The first scan read whole (a wrong --columns fails once, here), the others checked by size and header:
@@ -114,22 +125,23 @@ def run(args: argparse.Namespace) -> int:
     names = store.load_config(args.config).class_names
     with infer_bag.open_viewer_sinks(args, names, stamped=False) as sinks:
         def result(done: Done) -> None:
-            _report_one(done, args)
+            _report_one(done, args, lines)
             if sinks:  # the viewers' point clouds: the scan read again (only when --mcap / --rerun ask for them)
                 got = read(done.job.source)
                 sinks.write(done.index, None, "lidar", got[0] if isinstance(got, tuple) else got, done.detections)
 
         summary = infer_folder(detector_spec(args), scans, args.out, calib=args.calib, score_thresh=args.score_thresh,
                                force=args.force, read=read, reader=reader, check=vet, fail_fast=args.fail_fast,
-                               ray=(args.ray or True) if args.ray is not None else None, on_start=start,
+                               ray=(args.ray or True) if args.ray is not None else None, writers=args.writers,
+                               on_start=start,
                                on_result=result)
     for line in summary.lines():
         log.info(line)
     return 130 if summary.interrupted else 1 if summary.failed else 0
 
 
-def _report_one(done: Done, args: argparse.Namespace) -> None:
-    """One scan's line (and table): its counts, warnings about what was dropped, the pipeline's time."""
+def _report_one(done: Done, args: argparse.Namespace, line: bool = True) -> None:
+    """Warnings about what a scan lost, then (line) its line and table: its counts, the pipeline's time."""
     det = done.detector
     scan, rd, st, dets, names = done.job.source, done.read_info, done.result.stats, done.detections, det.cfg.class_names
     if rd is not None and rd.num_nonfinite:
@@ -139,6 +151,8 @@ def _report_one(done: Done, args: argparse.Namespace) -> None:
                  "that would open further pillars were dropped (as OpenPCDet does)")
     if st.num_pillars == 0:
         log.warn(f"{scan}: no point inside the point cloud range {det.cfg.point_cloud_range}: no detections")
+    if not line:
+        return
     per_class = Counter(names[l - 1] for l in dets.labels)
     points = f"{rd.num_points} points, " if rd is not None else ""
     print(f"{scan}: {points}{st.num_pillars} pillars, {len(dets)} detections "

@@ -1,12 +1,13 @@
 """A folder run in one process at the GPU's pace: files read on threads ahead of the detector, batches on the GPU
-(Detector.stream: batch i+1 queued while batch i runs), result files formatted and written on writer threads, each
-step overlapping the others; finished results skipped, a Ctrl-C finishing what is in flight."""
+(Detector.stream: batch i+1 queued while batch i runs), result files formatted and written a batch at a time by
+writer processes or threads (runs.result_writers), each step overlapping the others; finished results skipped, a Ctrl-C finishing what is in flight."""
 from __future__ import annotations
 
 import sys
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
@@ -17,11 +18,11 @@ from pointpillars_trt.io.detections import Detections
 from pointpillars_trt.io.result_files import ResultFolder, ScanJob
 from pointpillars_trt.pipelines.cpu import ScanResult
 from pointpillars_trt.runs.interrupt import stop_on_interrupt
+from pointpillars_trt.runs.result_writers import ResultWriters, writer_kind
 from pointpillars_trt.runs.summary import FolderSummary, named, reason
 
-#: writer threads: formatting holds the GIL, the file calls do not, so two overlap one's formatting with the other's
-#: writes (bench/tools.py folder-host measures them)
-WRITERS = 2
+#: seconds between progress lines off a terminal
+PROGRESS_SECONDS = 5.0
 
 
 @dataclass
@@ -44,21 +45,24 @@ def run_settings(model_id: str, precision: str, score_thresh: float, reader: dic
 def run_jobs(detector: Detector, jobs: Sequence[ScanJob], folder: ResultFolder | None = None, *,
              read: Callable[[Any], Any] | None = None, score_thresh: float | None = None,
              on_result: Callable[[Done], None] | None = None, fail_fast: bool = False,
-             progress: bool = True) -> FolderSummary:
+             progress: bool = True, writers: str = "auto") -> FolderSummary:
     """Detect every job's scan and write its files into `folder` (none: only on_result sees them), overlapping
     reading, the detector and writing. read(source) gives points, or (points, info); a scan that fails is counted
-    with its reason (fail_fast: raised, as a UserError naming the scan when it is one). The first Ctrl-C stops
-    feeding scans: those in flight are finished and written, and the summary says interrupted."""
+    with its reason (fail_fast: raised, as a UserError naming the scan when it is one). writers: threads, processes
+    or auto (result_writers.writer_kind). The first Ctrl-C stops feeding scans: those in flight are finished and
+    written, and the summary says interrupted. progress: a bar on a terminal, else a line every PROGRESS_SECONDS."""
     summary = FolderSummary(total=len(jobs), out=folder.out if folder else None)
     if not jobs:
         return summary
+    kind = writer_kind(writers, len(jobs))
     fed: deque[ScanJob] = deque()
     info: dict[int, deque] = {}  # id(source) -> what the reader returned beside the points (a source given twice: two)
-    pending: deque[tuple[Done, Future | None]] = deque()
-    limit = 4 * max(1, detector.max_batch) + 8  # results waiting for their files at most (memory stays flat)
+    pending: deque[tuple[list[Done], Future | None]] = deque()  # chunks of results waiting for their files
+    chunk: list[Done] = []
+    size = max(1, detector.max_batch)  # scans per writer task: a batch
+    limit = 5  # chunks waiting for their files at most (memory stays flat)
     meta = {"model": detector.description, "untrained": detector.untrained}
-    names = detector.cfg.class_names
-    bar = log.progress(total=len(jobs), unit="scan", desc="infer", smoothing=0.05) if progress and sys.stderr.isatty() else None
+    shown = Progress(len(jobs), progress)
 
     def read_one(src: Any) -> Any:
         got = (read or read_default)(src)
@@ -69,18 +73,25 @@ def run_jobs(detector: Detector, jobs: Sequence[ScanJob], folder: ResultFolder |
 
     def finish(block: bool) -> None:
         while pending and (block or len(pending) > limit or pending[0][1] is None or pending[0][1].done()):
-            done, fut = pending.popleft()
+            dones, fut = pending.popleft()
             try:
-                if fut is not None:
-                    fut.result()
-            except Exception as e:  # noqa: BLE001  a file that cannot be written fails its scan, not the run
-                _failed(summary, done.job, e, fail_fast)
-                continue
-            summary.done += 1
-            if on_result is not None:
-                on_result(done)
-            if bar is not None:
-                bar.update(1)
+                outcomes = fut.result() if fut is not None else [None] * len(dones)
+            except Exception as e:  # noqa: BLE001  a writer that died fails its chunk's scans, not the run
+                outcomes = [e] * len(dones)
+            for done, failure in zip(dones, outcomes):
+                if failure is not None:
+                    _failed(summary, done.job, failure, fail_fast)
+                    continue
+                summary.done += 1
+                if on_result is not None:
+                    on_result(done)
+            shown.update(len(dones))
+
+    def hand_over() -> None:
+        if chunk:
+            pending.append((chunk[:], writer.submit([(d.job, d.detections) for d in chunk]) if writer else None))
+            chunk.clear()
+        finish(block=False)
 
     said: list[bool] = []  # whether the interruption was announced (here, not in the signal handler)
 
@@ -89,7 +100,8 @@ def run_jobs(detector: Detector, jobs: Sequence[ScanJob], folder: ResultFolder |
             said.append(True)
             log.warn("interrupted: finishing the scans in flight (Ctrl-C again stops at once)")
 
-    with stop_on_interrupt() as stop, ThreadPoolExecutor(WRITERS, thread_name_prefix="result-write") as writer:
+    with stop_on_interrupt() as stop, \
+            (ResultWriters(folder, detector.cfg.class_names, meta, kind) if folder else nullcontext()) as writer:
         def feed() -> Iterator[Any]:
             for job in jobs:
                 if stop.is_set():
@@ -100,19 +112,19 @@ def run_jobs(detector: Detector, jobs: Sequence[ScanJob], folder: ResultFolder |
 
         t0 = time.perf_counter()
         try:
-            for k, (src, res) in enumerate(detector.stream(feed(), prefetch=2 * max(1, detector.max_batch), read=read_one)):
+            for k, (src, res) in enumerate(detector.stream(feed(), prefetch=2 * size, read=read_one)):
                 job = fed.popleft()
                 extra = info[id(src)].popleft() if info.get(id(src)) else None
                 if isinstance(res, Exception):
                     _failed(summary, job, res, fail_fast)
-                    continue
-                if not summary.warmup_scans:
-                    summary.warmup_seconds, summary.warmup_scans = time.perf_counter() - t0, max(1, detector.max_batch)
-                dets = res.detections if score_thresh is None else res.detections.above(score_thresh)
-                done = Done(job, detector, res, dets, extra, k)
-                fut = writer.submit(folder.write, job, dets, names, {"scan": str(job.source), **meta}) if folder else None
-                pending.append((done, fut))
-                finish(block=False)
+                else:
+                    if not summary.warmup_scans:
+                        summary.warmup_seconds, summary.warmup_scans = time.perf_counter() - t0, size
+                    dets = res.detections if score_thresh is None else res.detections.above(score_thresh)
+                    chunk.append(Done(job, detector, res, dets, extra, k))
+                if (k + 1) % size == 0:  # the stream hands out a batch's scans together: a chunk a batch
+                    hand_over()
+            hand_over()
             finish(block=True)
         finally:
             summary.seconds = time.perf_counter() - t0
@@ -120,9 +132,32 @@ def run_jobs(detector: Detector, jobs: Sequence[ScanJob], folder: ResultFolder |
             summary.interrupted = stop.is_set()
             if stop.is_set():
                 announce()
-            if bar is not None:
-                bar.close()
+            shown.close()
     return summary
+
+
+class Progress:
+    """A bar on a terminal (tqdm, scans/s and time left); elsewhere a line every PROGRESS_SECONDS (a log, CI)."""
+
+    def __init__(self, total: int, on: bool) -> None:
+        self.total, self.n, self.t0 = total, 0, time.perf_counter()
+        self.bar = log.progress(total=total, unit="scan", desc="infer", smoothing=0.05) if on and sys.stderr.isatty() else None
+        self.next = self.t0 + PROGRESS_SECONDS if on and self.bar is None else float("inf")
+
+    def update(self, n: int) -> None:
+        self.n += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif time.perf_counter() >= self.next:
+            now = time.perf_counter()
+            self.next = now + PROGRESS_SECONDS
+            rate = self.n / (now - self.t0)
+            log.info(f"infer: {self.n} of {self.total} scans, {rate:.0f} scans/s, "
+                     f"{(self.total - self.n) / rate if rate else 0:.0f} s left")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _failed(summary: FolderSummary, job: ScanJob, e: Exception, fail_fast: bool) -> None:
