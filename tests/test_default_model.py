@@ -3,6 +3,7 @@ every command uses it when no model is given, and that it detects: AP on held-ap
 the project's evaluator through a path other than training's own validation (ONNX export + onnxruntime)."""
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -25,17 +26,28 @@ def default_detector():
         yield det
 
 
-def test_the_default_checkpoint_is_the_trained_model_in_fp16_storage(cfg):
+def test_the_default_checkpoint_is_the_fine_tuned_model_in_fp16_storage(cfg):
+    """The checkpoint is the `top` variant of bench/results/2026-12-06_h100_finetune.log: the model of
+    2026-12-06_h100_train.log fine-tuned with generated cars' label boxes 4 cm taller; its last iteration, options,
+    real frames and losses (2026-12-06_h100_ft-top.jsonl) are the record's."""
     from pointpillars_trt.model.networks import load_checkpoint
 
     assert store.DEFAULT_CHECKPOINT.resolve() == (REPO / "data/models/pointpillars_synthetic.pth").resolve()
     ck = torch.load(store.DEFAULT_CHECKPOINT, map_location="cpu", weights_only=True)
-    # the run recorded in bench/results/2026-12-06_h100_train.log: its last iteration and the real frames it names
-    log = (REPO / "bench/results/2026-12-06_h100_train.log").read_text()
-    last = re.search(r"wrote \S+: iteration (\d+) of \1", log)
+    log = (REPO / "bench/results/2026-12-06_h100_finetune.log").read_text()
+    top = log.split("\n== top: ")[1].split("\n== ")[0]  # the variant's command and training output
+    last = re.search(r"wrote /tmp/ft/top.pth: iteration (\d+) of \1", top)
     assert last and ck["it"] == int(last.group(1)) and ck["train_args"]["seed"] != cfg.val_seed
-    real = re.search(r"real frames ([\d ]+) \(", log).group(1).split()
-    assert ck["train_args"]["real_ids"] == real == Path(REPO / "data/splits/kitti_train.txt").read_text().split()
+    args = ck["train_args"]
+    assert f"--init {args['init']} " in top and args["init"] == "data/models/pointpillars_synthetic.pth"
+    assert f"--synthetic-car-top {args['synthetic_car_top']:g} " in top and args["synthetic_car_top"] == 0.04
+    assert f"--lr {args['lr']:g} --frames {args['frames']} --epochs {args['epochs']} " in top
+    real = re.search(r"real frames ([\d ]+) \(", top).group(1).split()
+    assert args["real_ids"] == real == Path(REPO / "data/splits/kitti_train.txt").read_text().split()
+    losses = (REPO / "bench/results/2026-12-06_h100_ft-top.jsonl").read_text().splitlines()
+    assert '"what": "ft-top"' in losses[0] and json.loads(losses[-1])["it"] == ck["it"]
+    base = (REPO / "bench/results/2026-12-06_h100_train.log").read_text()  # the model it started from
+    assert re.search(r"wrote \S+: iteration (\d+) of \1", base) and "real frames 000008 000134" in base
     floats = [v for v in ck["model_state"].values() if v.is_floating_point()]
     assert floats and all(v.dtype == torch.float16 for v in floats)
     nets = load_checkpoint(store.DEFAULT_CHECKPOINT, cfg)  # loads upcast into the FP32 networks
@@ -46,8 +58,8 @@ def test_the_default_checkpoint_is_the_trained_model_in_fp16_storage(cfg):
 
 def test_default_model_detects_the_validation_frames(default_detector, cfg):
     """50 held-apart validation frames (make-sample --seed cfg.val_seed): 3D AP R40 at moderate above the model's
-    targets (Car >= 85, Pedestrian and Cyclist >= 60; on 300 such frames the train log,
-    bench/results/2026-12-06_h100_train.log, has 99.6 / 87.1 / 99.6) with the KITTI evaluator, OpenPCDet protocol. Fewer frames do
+    targets (Car >= 85, Pedestrian and Cyclist >= 60; on 300 such frames the fine-tune's record,
+    bench/results/2026-12-06_h100_finetune.log, has 99.7 / 89.5 / 99.6) with the KITTI evaluator, OpenPCDet protocol. Fewer frames do
     not do: with a handful of moderate cyclists KITTI's AP is a coarse step function (the same detections score
     Cyclist 27.5 on 12 frames, 94.9 on 50, 99.8 on 300)."""
     from pointpillars_trt.evaluation import evaluate
@@ -76,8 +88,6 @@ def test_commands_use_the_default_model_when_none_is_given(tmp_path):
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert "UNTRAINED" not in r.stderr and "pointpillars_synthetic" in r.stderr + r.stdout
-    import json
-
     dets = json.loads((out / "000000.json").read_text())["detections"]
     cars = sum(1 for d in dets if d["label"] == "Car" and d["score"] >= 0.5)
     gt_cars = int(np.sum(read_labels(SAMPLE / "label_2/000000.txt").name == "Car"))
