@@ -134,7 +134,8 @@ part_finetune() {  # fine-tunes of the default model for real-frame Car AP, ends
   # = 1200; the first epoch generates its frames, the next variant reuses them), the recipe's real frames and
   # gt_sampling. Each: training with its validation on FT_VAL (300) held-apart generated frames, then AP on the real
   # eval split (the default model's first). Carry: the numpy and shapely wheels, .devshared. Back (8 files at most):
-  # the record, each variant's losses (.jsonl) and its checkpoint in the default model's FP16 storage (ft_<v>.pth).
+  # the record, each variant's losses (ft-<v>.jsonl: a record name, which `bench/tools.py keep` takes) and its
+  # checkpoint in the default model's FP16 storage (ft_<v>.pth).
   local end=$(( SECONDS + ${FT_SECONDS:-540} )) base=data/models/pointpillars_synthetic.pth v opts
   rm -rf /tmp/ft; mkdir -p /tmp/ft
   { real_ap default $base
@@ -144,7 +145,7 @@ part_finetune() {  # fine-tunes of the default model for real-frame Car AP, ends
       timeout "$(upto $end 300)" python3 -m pointpillars_trt train --out "/tmp/ft/$v.pth" --init $base \
         --lr "${FT_LR:-0.001}" --frames "${FT_FRAMES:-2400}" --epochs "${FT_EPOCHS:-4}" --batch-size 8 --seed 0 \
         --workers "${FT_WORKERS:-15}" --device "${FT_DEVICE:-cuda}" --save-every 500 --time-limit "${FT_TIME:-170}" \
-        --cache-dir /tmp/frames_cache --log "$OUT/$(date -u +%F)_${TAG}_ft_$v.jsonl" --val-frames "${FT_VAL:-300}" \
+        --cache-dir /tmp/frames_cache --log "$OUT/$(date -u +%F)_${TAG}_ft-$v.jsonl" --val-frames "${FT_VAL:-300}" \
         --real ../shared/kitti --real-split data/splits/kitti_train.txt --real-fraction 0.2 --db-frames 400 \
         $opts 2>&1 | grep -v "$QUIET" | tee "/tmp/ft/$v.log"
       [ -f "/tmp/ft/$v.pth" ] || { echo "$v: no checkpoint"; continue; }
