@@ -125,7 +125,7 @@ def folder_loop(args: Any) -> int:
     try:
         paths = linked_scans(src, args.n, tmp / "scans")
         print(f"{len(src)} scans ({mean_dets:.1f} detections a scan), {args.n} names; {os.cpu_count()} cores; "
-              f"batch {args.batch}; writers {args.writers}; per-scan lines {'on' if args.lines else 'off'}")
+              f"batch {args.batch}; writers {args.writers}; readers {args.readers}; per-scan lines {'on' if args.lines else 'off'}")
         for rep in range(args.repeat):
             out = tmp / f"out{rep}"
             prof = cProfile.Profile() if args.profile and rep == args.repeat - 1 else None
@@ -139,14 +139,15 @@ def folder_loop(args: Any) -> int:
                 prof.enable()
             s = infer_folder(det, paths, out, calib=args.calib, progress=False,
                              on_result=on_result if args.lines else None,
-                             **({"writers": args.writers} if args.writers else {}))
+                             **({"writers": args.writers} if args.writers else {}),
+                             **({"readers": args.readers} if args.readers else {}))
             if prof:
                 prof.disable()
             wall, used = time.perf_counter() - t, [b - a for a, b in zip(cpu, os.times())]
             assert s.done == args.n and not s.failed, (s.done, s.failed[:3])
             print(f"run {rep + 1}: {s.done} scans in {s.seconds:.2f} s: {s.rate:.0f} scans/s in the loop "
                   f"({wall:.2f} s with planning); CPU a scan: {1e6 * (used[0] + used[1]) / s.done:.0f} us this "
-                  f"process (all its threads), {1e6 * (used[2] + used[3]) / s.done:.0f} us writer processes")
+                  f"process (all its threads), {1e6 * (used[2] + used[3]) / s.done:.0f} us reader and writer processes")
             if prof:
                 _parts(prof, args.n)
             shutil.rmtree(out)

@@ -738,6 +738,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=32, help="scans per batch, as infer --batch (default 32)")
     p.add_argument("--calib", type=Path, help="a KITTI calib for every scan: KITTI txt files too")
     p.add_argument("--writers", choices=("threads", "processes"), help="how results are written (default: the run's)")
+    p.add_argument("--readers", choices=("threads", "processes"), help="how scans are read (default: the run's)")
     p.add_argument("--lines", action="store_true", help="print each scan's line (to /dev/null), as infer -v does")
     p.add_argument("--repeat", type=int, default=2, help="runs, one after another (default 2)")
     p.add_argument("--profile", action="store_true", help="profile the main thread of the last run")

@@ -14,6 +14,7 @@ from pointpillars_trt.io.rosbag import is_bag
 from pointpillars_trt.model import store
 from pointpillars_trt.runs.folder import infer_folder
 from pointpillars_trt.runs.result_writers import WRITERS
+from pointpillars_trt.runs.single import READERS
 from pointpillars_trt.runs.single import Done
 
 
@@ -60,6 +61,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--writers", choices=WRITERS, default="auto",
                    help="how --out files are written: in writer processes, on threads of this process (the GIL's "
                         "way), or auto (processes for 256+ scans on 4+ cores; default)")
+    p.add_argument("--readers", choices=READERS, default="auto",
+                   help="how scan files are read ahead: in reader processes, on threads of this process (the GIL's "
+                        "way), or auto (processes for 256+ scan files on 4+ cores; default)")
     p.add_argument("--show", type=int, default=None,
                    help="detections to print per scan (default 10; 0 with --out and several scans: the files hold them)")
     from pointpillars_trt.cli.infer_bag import add_bag_args
@@ -133,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         summary = infer_folder(detector_spec(args), scans, args.out, calib=args.calib, score_thresh=args.score_thresh,
                                force=args.force, read=read, reader=reader, check=vet, fail_fast=args.fail_fast,
                                ray=(args.ray or True) if args.ray is not None else None, writers=args.writers,
+                               readers=args.readers,
                                on_start=start,
                                on_result=result)
     for line in summary.lines():

@@ -9,7 +9,7 @@ from typing import Callable
 import numpy as np
 
 from pointpillars_trt.errors import UserError
-from pointpillars_trt.io.points import SCAN_SUFFIXES, ScanStats, check_points_file, read_points
+from pointpillars_trt.io.points import SCAN_SUFFIXES, PointReader, ScanStats, check_points_file
 
 
 def _columns(text: str) -> tuple[int, ...]:
@@ -59,7 +59,7 @@ def point_reader(args: argparse.Namespace) -> Callable[[Path], tuple[np.ndarray,
     intensity = getattr(args, "intensity", None)
     if dims is not None and dims < 3:
         raise UserError(f"--point-dims {dims}: a point needs at least x, y and z (3 values)")
-    return lambda path: read_points(path, point_dims=dims, columns=cols, intensity=intensity, with_stats=True)
+    return PointReader(dims, tuple(cols) if cols is not None else None, intensity)
 
 
 def point_checker(args: argparse.Namespace) -> Callable[[Path], str]:

@@ -23,7 +23,8 @@ def infer_folder(model: Detector | DetectorSpec, scans: PathLike | Sequence[Path
                  calib: PathLike | None = None, score_thresh: float | None = None, force: bool = False,
                  read: Callable[[Path], Any] | None = None, reader: dict[str, Any] | None = None,
                  check: Callable[[int, Path], Any] | None = None, fail_fast: bool = False, progress: bool = True,
-                 ray: bool | str | None = None, writers: str = "auto", on_start: Callable[[Detector], None] | None = None,
+                 ray: bool | str | None = None, writers: str = "auto", readers: str = "auto",
+                 on_start: Callable[[Detector], None] | None = None,
                  on_result: Callable[[Done], None] | None = None) -> FolderSummary:
     """Detect every scan (files, or a folder's scan files) and write <stem>.json, and <stem>.txt where a calib is
     known (`calib`: a file or a folder of <id>.txt; else KITTI's layout), into `out`. Finished results there are
@@ -33,7 +34,8 @@ def infer_folder(model: Detector | DetectorSpec, scans: PathLike | Sequence[Path
     (points, ScanStats); check(i, path) vets scan i before anything loads (default: none); a scan that fails is
     counted with its reason in the summary (fail_fast: raised). writers: how one process writes its files, on
     "threads" or in "processes" ("auto": processes for long runs on 4+ cores; they are spawned, so a script calling
-    this guards its top level with `if __name__ == "__main__":`). ray: True joins $RAY_ADDRESS or starts a local
+    this guards its top level with `if __name__ == "__main__":`); readers: the same for reading the scans (runs.single.
+    reader_kind: processes for long runs of files read with an io.points.PointReader, or the default reader). ray: True joins $RAY_ADDRESS or starts a local
     cluster, a string is the address. Ctrl-C finishes what is in flight; the summary says interrupted."""
     paths = _expand(scans)
     summary = FolderSummary(total=len(paths), out=Path(out) if out is not None else None)
@@ -64,10 +66,10 @@ def infer_folder(model: Detector | DetectorSpec, scans: PathLike | Sequence[Path
         ran = run_jobs_ray(model, plan.todo, folder, address=ray if isinstance(ray, str) else None, read=read,
                            score_thresh=score_thresh, fail_fast=fail_fast, progress=progress)
     elif isinstance(model, Detector):
-        ran = _run_one(model, plan.todo, folder, read, score_thresh, fail_fast, progress, writers, on_start, on_result)
+        ran = _run_one(model, plan.todo, folder, read, score_thresh, fail_fast, progress, writers, readers, on_start, on_result)
     else:
         with model.build() as det:
-            ran = _run_one(det, plan.todo, folder, read, score_thresh, fail_fast, progress, writers, on_start, on_result)
+            ran = _run_one(det, plan.todo, folder, read, score_thresh, fail_fast, progress, writers, readers, on_start, on_result)
     summary.done, summary.failed = ran.done, summary.failed + ran.failed
     summary.seconds, summary.warmup_seconds, summary.warmup_scans = ran.seconds, ran.warmup_seconds, ran.warmup_scans
     summary.interrupted, summary.workers = ran.interrupted, ran.workers
@@ -75,11 +77,11 @@ def infer_folder(model: Detector | DetectorSpec, scans: PathLike | Sequence[Path
 
 
 def _run_one(det: Detector, jobs: list[ScanJob], folder: ResultFolder | None, read, score_thresh, fail_fast, progress,
-             writers, on_start, on_result) -> FolderSummary:
+             writers, readers, on_start, on_result) -> FolderSummary:
     if on_start is not None:
         on_start(det)
     return run_jobs(det, jobs, folder, read=read, score_thresh=score_thresh, on_result=on_result, fail_fast=fail_fast,
-                    progress=progress, writers=writers)
+                    progress=progress, writers=writers, readers=readers)
 
 
 def _cfg(spec: DetectorSpec):

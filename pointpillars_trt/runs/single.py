@@ -1,8 +1,10 @@
-"""A folder run in one process at the GPU's pace: files read on threads ahead of the detector, batches on the GPU
+"""A folder run in one process at the GPU's pace: files read ahead of the detector (in reader processes for long
+runs, io.read_processes; else on threads), batches on the GPU
 (Detector.stream: batch i+1 queued while batch i runs), result files formatted and written a batch at a time by
 writer processes or threads (runs.result_writers), each step overlapping the others; finished results skipped, a Ctrl-C finishing what is in flight."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections import deque
@@ -15,14 +17,17 @@ from pointpillars_trt import log
 from pointpillars_trt.api import Detector
 from pointpillars_trt.errors import UserError
 from pointpillars_trt.io.detections import Detections
+from pointpillars_trt.io.points import PointReader
 from pointpillars_trt.io.result_files import ResultFolder, ScanJob
 from pointpillars_trt.pipelines.cpu import ScanResult
 from pointpillars_trt.runs.interrupt import stop_on_interrupt
-from pointpillars_trt.runs.result_writers import ResultWriters, writer_kind
+from pointpillars_trt.pipelines.prefetch import MAX_READ_THREADS
+from pointpillars_trt.runs.result_writers import PROCESS_MIN_SCANS, ResultWriters, writer_kind
 from pointpillars_trt.runs.summary import FolderSummary, named, reason
 
 #: seconds between progress lines off a terminal
 PROGRESS_SECONDS = 5.0
+READERS = ("auto", "threads", "processes")
 
 
 @dataclass
@@ -45,16 +50,16 @@ def run_settings(model_id: str, precision: str, score_thresh: float, reader: dic
 def run_jobs(detector: Detector, jobs: Sequence[ScanJob], folder: ResultFolder | None = None, *,
              read: Callable[[Any], Any] | None = None, score_thresh: float | None = None,
              on_result: Callable[[Done], None] | None = None, fail_fast: bool = False,
-             progress: bool = True, writers: str = "auto") -> FolderSummary:
+             progress: bool = True, writers: str = "auto", readers: str = "auto") -> FolderSummary:
     """Detect every job's scan and write its files into `folder` (none: only on_result sees them), overlapping
     reading, the detector and writing. read(source) gives points, or (points, info); a scan that fails is counted
     with its reason (fail_fast: raised, as a UserError naming the scan when it is one). writers: threads, processes
-    or auto (result_writers.writer_kind). The first Ctrl-C stops feeding scans: those in flight are finished and
+    or auto (result_writers.writer_kind); readers: the same for reading (reader_kind). The first Ctrl-C stops feeding scans: those in flight are finished and
     written, and the summary says interrupted. progress: a bar on a terminal, else a line every PROGRESS_SECONDS."""
     summary = FolderSummary(total=len(jobs), out=folder.out if folder else None)
     if not jobs:
         return summary
-    kind = writer_kind(writers, len(jobs))
+    kind, rkind = writer_kind(writers, len(jobs)), reader_kind(readers, jobs, read)
     fed: deque[ScanJob] = deque()
     info: dict[int, deque] = {}  # id(source) -> what the reader returned beside the points (a source given twice: two)
     pending: deque[tuple[list[Done], Future | None]] = deque()  # chunks of results waiting for their files
@@ -64,8 +69,10 @@ def run_jobs(detector: Detector, jobs: Sequence[ScanJob], folder: ResultFolder |
     meta = {"model": detector.description, "untrained": detector.untrained}
     shown = Progress(len(jobs), progress)
 
+    reading: list[Callable[[Any], Any]] = [read or read_default]  # reader processes replace it for the run
+
     def read_one(src: Any) -> Any:
-        got = (read or read_default)(src)
+        got = reading[0](src)
         if isinstance(got, tuple):
             info.setdefault(id(src), deque()).append(got[1])
             return got[0]
@@ -101,7 +108,10 @@ def run_jobs(detector: Detector, jobs: Sequence[ScanJob], folder: ResultFolder |
             log.warn("interrupted: finishing the scans in flight (Ctrl-C again stops at once)")
 
     with stop_on_interrupt() as stop, \
-            (ResultWriters(folder, detector.cfg.class_names, meta, kind) if folder else nullcontext()) as writer:
+            (ResultWriters(folder, detector.cfg.class_names, meta, kind) if folder else nullcontext()) as writer, \
+            (_reader_processes(read) if rkind == "processes" else nullcontext()) as procs:
+        if procs is not None:
+            reading[0] = procs
         def feed() -> Iterator[Any]:
             for job in jobs:
                 if stop.is_set():
@@ -167,6 +177,26 @@ def _failed(summary: FolderSummary, job: ScanJob, e: Exception, fail_fast: bool)
         raise (UserError(why) if isinstance(e, UserError) else e) from None
     summary.failed.append((job.source, why))
     log.warn(f"failed, skipped: {why}")
+
+
+def reader_kind(readers: str, jobs: Sequence[ScanJob], read: Callable[[Any], Any] | None) -> str:
+    """'threads' or 'processes': auto takes reader processes for long runs on 4+ cores whose scans are files read
+    with a PointReader (a custom read function, or bag messages, are read on threads)."""
+    if readers not in READERS:
+        raise UserError(f"readers must be one of {', '.join(READERS)}, got {readers!r}")
+    files = (read is None or isinstance(read, PointReader)) and all(isinstance(j.source, (str, os.PathLike)) for j in jobs)
+    if readers == "processes" and not files:
+        raise UserError("reader processes read scan files with read_points' options (io.points.PointReader); these "
+                        "scans come with another read function or are no files: use readers='threads'")
+    if readers != "auto":
+        return readers
+    return "processes" if files and len(jobs) >= PROCESS_MIN_SCANS and (os.cpu_count() or 1) >= 4 else "threads"
+
+
+def _reader_processes(read: Callable[[Any], Any] | None) -> Any:
+    from pointpillars_trt.io.read_processes import ProcessReader
+
+    return ProcessReader(read if isinstance(read, PointReader) else PointReader(), MAX_READ_THREADS)
 
 
 def read_default(path: Any) -> Any:
