@@ -64,7 +64,11 @@ upto() {  # upto END CAP: seconds the next step may take: CAP, or less where the
   local left=$(( $1 - SECONDS )); (( left > $2 )) && left=$2; echo $(( left > 1 ? left : 1 ))
 }
 
-part_tests() {  # each file on its own clock, so that one slow file cannot starve the others
+part_tests() {  # each file on its own clock, so that one slow file cannot starve the others; TESTS="FILE[::TEST] ..."
+  # runs those instead (one clock of 300 s)
+  if [ -n "$TESTS" ]; then
+    timeout 300 python3 -m pytest -v -rs -p no:cacheprovider $TESTS 2>&1 | record tests; return
+  fi
   { timeout 150 python3 -m pytest -v -rs -p no:cacheprovider tests/test_cold_start.py
     timeout 210 python3 -m pytest -v -rs -p no:cacheprovider tests/test_gpu_device.py tests/test_input_mistakes.py
     timeout 180 python3 -m pytest -v -rs -p no:cacheprovider tests/test_api_gpu.py
@@ -179,15 +183,16 @@ timed_infer() {  # timed_infer END CAP NAME ARGS...: `infer ARGS` at FP16 in bat
     | grep -v "$QUIET" | grep -v "^warning: .*dropped" | grep -iv "token" | tail -8; rc=${PIPESTATUS[0]}
   echo "$name: $(( ($(date +%s%N) - t) / 1000000 )) ms whole process (exit $rc)"; echo
 }
-part_folder() {  # ends within FOLDER_SECONDS (default 300; upto cuts a step that would run past); carry: the
-  # numpy and shapely wheels (.whl-gpu/*.whl, named) and .devshared/kitti (scans + training/calib/000000.txt; 35.8 MiB
-  # with the tree). A folder of 7481 KITTI-size scans (links of the 10 shared ones), FP16, the default model, batches
-  # of 32: 1. the GPU alone (bench --batch 32; it tunes the RPN for B = 1 and 32 into the cache the runs load)
-  # 2. `infer --out` (JSON) with --compile now: writer processes (the default, `auto`), then again (all skipped: what
-  # a resume costs), then the previous way (writer threads under the GIL, a line per scan: --writers threads -v)
-  # 3. JSON + KITTI txt (--calib) 4. cold disk: 7481 distinct copies evicted from the page cache 5. the host's
-  # ceiling: the same loop with the network's results replayed (tools.py folder-loop), processes, then threads
-  local end=$(( SECONDS + ${FOLDER_SECONDS:-300} )) f=/tmp/f7481 c=../shared/kitti/training/calib/000000.txt
+part_folder() {  # ends within FOLDER_SECONDS (default 330; upto cuts a step that would run past, so the steps
+  # come in the order they matter); carry: the numpy and shapely wheels (.whl-gpu/*.whl, named) and .devshared/kitti
+  # (scans + training/calib/000000.txt; 35.8 MiB with the tree). A folder of 7481 KITTI-size scans (links of the 10
+  # shared ones), FP16, the default model, batches of 32: 1. the GPU alone (bench --batch 32; it tunes the RPN for
+  # B = 1 and 32 into the cache the runs load) 2. `infer --out` (JSON) with --compile now: reader and writer processes
+  # (the default, `auto`), then again (all skipped: what a resume costs), then with reader threads 3. the host's
+  # ceiling: the same loop with the network's results replayed (tools.py folder-loop), reader processes, then threads
+  # 4. JSON + KITTI txt (--calib) 5. cold disk: 7481 distinct copies evicted from the page cache 6. the way before
+  # reader and writer processes (threads under the GIL, a line per scan: --readers threads --writers threads -v)
+  local end=$(( SECONDS + ${FOLDER_SECONDS:-330} )) f=/tmp/f7481 c=../shared/kitti/training/calib/000000.txt
   local o=/tmp/folder_part
   rm -rf $o; mkdir -p $o  # an earlier call's results would be skipped
   { nproc | sed 's/^/host cores: /'; python3 bench/tools.py link-scans $S $f --n 7481
@@ -196,17 +201,18 @@ part_folder() {  # ends within FOLDER_SECONDS (default 300; upto cuts a step tha
     timeout "$(upto $end 150)" python3 -m pointpillars_trt bench $S --device cuda --precision fp16 --batch 32 \
       --iters 300 2>&1 | grep -v "$QUIET" | grep "scans/s\|compiled in"
     echo "== 2. infer $f --out (JSON), B = 32, --compile now"
-    timed_infer $end 45 "writer processes (default)" $f --out $o/now --compile now
+    timed_infer $end 45 "reader and writer processes (default)" $f --out $o/now --compile now
     timed_infer $end 20 "rerun, all skipped" $f --out $o/now --compile now
-    timed_infer $end 45 "writer threads and a line per scan (the previous way)" $f --out $o/threads --compile now \
-      --writers threads -v
-    python3 -c 'import filecmp, os, sys; a, b = sys.argv[1:]; n = sorted(os.listdir(a))
-same = sum(filecmp.cmp(f"{a}/{x}", f"{b}/{x}", shallow=False) for x in n if os.path.exists(f"{b}/{x}"))
-print(f"{a} vs {b}: {len(n)} and {len(os.listdir(b))} files, {same} byte-identical (one GPU process each)")' \
-      $o/now $o/threads
-    echo "== 3. JSON + KITTI txt (--calib $c)"
+    timed_infer $end 45 "reader threads, writer processes" $f --out $o/rthreads --compile now --readers threads
+    same $o/now $o/rthreads
+    echo "== 3. the host's ceiling (no GPU): python bench/tools.py folder-loop $S --n 7481 --readers R"
+    for r in processes threads; do
+      timeout "$(upto $end 60)" python3 bench/tools.py folder-loop $S --n 7481 --readers $r --repeat 2 2>&1 \
+        | grep -v "$QUIET" | grep -v "^backend" | tail -3
+    done
+    echo "== 4. JSON + KITTI txt (--calib $c)"
     timed_infer $end 45 "calib, compile now" $f --out $o/calib --calib $c --compile now
-    echo "== 4. cold disk: 7481 distinct files, evicted from the page cache"
+    echo "== 5. cold disk: 7481 distinct files, evicted from the page cache"
     timeout "$(upto $end 40)" python3 -c '
 import glob, os, shutil, sys
 src, dst = sys.argv[1:]
@@ -218,11 +224,14 @@ for p in glob.glob(f"{dst}/*.bin"):
     fd = os.open(p, os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED); os.close(fd)
 print("copied and evicted", len(os.listdir(dst)), "files")' $f $o/cold_scans
     timed_infer $end 45 "cold disk, compile now" $o/cold_scans --out $o/cold --compile now
-    echo "== 5. the host's ceiling (no GPU): python bench/tools.py folder-loop $S --n 7481 --writers W"
-    for w in processes threads; do
-      timeout "$(upto $end 60)" python3 bench/tools.py folder-loop $S --n 7481 --writers $w --repeat 2 2>&1 \
-        | grep -v "$QUIET" | grep -v "^backend" | tail -3
-    done; } 2>&1 | record folder
+    echo "== 6. the way before: reader and writer threads, a line per scan"
+    timed_infer $end 45 "reader and writer threads, -v" $f --out $o/threads --compile now --readers threads \
+      --writers threads -v; } 2>&1 | record folder
+}
+same() {  # same A B: how many of A's result files B holds byte for byte
+  python3 -c 'import filecmp, os, sys; a, b = sys.argv[1:]; n = sorted(os.listdir(a))
+same = sum(filecmp.cmp(f"{a}/{x}", f"{b}/{x}", shallow=False) for x in n if os.path.exists(f"{b}/{x}"))
+print(f"{a} vs {b}: {len(n)} and {len(os.listdir(b))} files, {same} byte-identical (one GPU process each)")' "$1" "$2"
 }
 part_ray() {  # ends within 4 min (upto cuts a step that would run past); carry (60.6 MiB with the tree): the
   # numpy wheel (15.8 MiB), the 5 of `python bench/tools.py ray-wheels` (Ray 2.60 without Java, LZMA, 29.3 MiB;

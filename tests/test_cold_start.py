@@ -266,6 +266,8 @@ def test_fresh_process_compiles_kernels_in_children_then_loads_them(tmp_path: Pa
     serial = run("b", "0")  # the slower path: each kernel compiled in the process on its first launch
     assert serial["compiled_here"] >= 15 and not any("CUDA kernels in" in ln for ln in serial["logs"])
     for a, b, c in zip(cold["dets"], warm["dets"], serial["dets"]):  # cuDNN may pick other FP16 algorithms per process
-        assert len(a) == len(b) == len(c) > 0
-        np.testing.assert_allclose(np.array(b), a, atol=2e-3)
-        np.testing.assert_allclose(np.array(c), a, atol=2e-3)
+        a, b, c = np.array(a), np.array(b), np.array(c)
+        assert len(a) > 0 and abs(len(b) - len(a)) <= 2 and abs(len(c) - len(a)) <= 2  # boxes at the threshold may flip
+        for x, y in ((a, b), (a, c), (b, a), (c, a)):  # every box clear of the threshold has its twin, within 2e-3
+            clear = x[x[:, 7] >= 0.11]
+            assert len(clear) > 0 and all(np.abs(y - row).max(axis=1).min() <= 2e-3 for row in clear)
