@@ -116,11 +116,13 @@ def _assert_whole_or_temporary(out: Path) -> None:
             (json.loads((out / name).read_text()) if name.endswith(".json") else (out / name).read_text())
 
 
-@pytest.mark.parametrize("writers", ["threads", "processes"])
-def test_ctrl_c_finishes_what_is_in_flight_and_exits_130(scans, onnx_dir, reference, tmp_path, writers):
-    """Ctrl-C as a terminal sends it: to the process group (writer processes ignore it and finish their chunk)."""
+@pytest.mark.parametrize("workers", ["threads", "processes"])
+def test_ctrl_c_finishes_what_is_in_flight_and_exits_130(scans, onnx_dir, reference, tmp_path, workers):
+    """Ctrl-C as a terminal sends it: to the process group (reader and writer processes ignore it; the run finishes
+    the scans in flight)."""
     out = tmp_path / "out"
-    p = _start_and_wait(_cmd(scans, out, onnx_dir, "--batch", "2", "--writers", writers, "-v"), out, 3)
+    p = _start_and_wait(_cmd(scans, out, onnx_dir, "--batch", "2", "--writers", workers, "--readers", workers, "-v"),
+                        out, 3)
     os.killpg(p.pid, signal.SIGINT)
     stdout, stderr = p.communicate(timeout=300)
     assert p.returncode == 130, stderr
