@@ -14,8 +14,7 @@ from pointpillars_trt.io.rosbag import is_bag
 from pointpillars_trt.model import store
 from pointpillars_trt.runs.folder import infer_folder
 from pointpillars_trt.runs.result_writers import WRITERS
-from pointpillars_trt.runs.single import READERS
-from pointpillars_trt.runs.single import Done
+from pointpillars_trt.runs.single import READERS, Done
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -26,8 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "before the model loads; a scan that fails is reported and skipped (exit 1 at the end). "
                     "Prints a line (and a table) per scan; with --out writes <scan>.json (lidar frame) and, when a calib "
                     "is known, <scan>.txt in KITTI's 16-column result format (camera frame). A folder runs at the "
-                    "GPU's pace with --batch 32: files are read on threads and results written by writer processes "
-                    "while the GPU runs; with --out it shows progress (a bar on a terminal, else a line every 5 s) "
+                    "GPU's pace with --batch 32: files are read by reader processes and results written by writer "
+                    "processes while the GPU runs; with --out it shows progress (a bar on a terminal, else a line every 5 s) "
                     "and a summary instead of a line per scan (-v prints them).\n\n"
                     "Runs resume: run the same command again after Ctrl-C or a kill and it skips the scans whose "
                     "results are there (each file is written whole, under a temporary name first), and says how many "

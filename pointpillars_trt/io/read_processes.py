@@ -6,19 +6,18 @@ of io/bin_check.py, the NaN/Inf pass, Python around them), and the loop that fee
 the reader threads (bench/tools.py folder-loop, py-spy --gil: reading was two thirds of the GIL's time). Here the
 threads only wait on pipes (the GIL released) and copy nothing themselves: the kernel copies each scan once, from
 the pipe into its array. The processes read exactly as read_points does (the same PointReader), so the points,
-stats and refusals are the same; they ignore SIGINT (Ctrl-C reaches the whole process group: the run decides what
-follows) and die with the run (a kill -9 of it leaves no reader behind)."""
+stats and refusals are the same; like writer processes they ignore Ctrl-C and die with the run (helper_processes)."""
 from __future__ import annotations
 
 import os
 import queue
-import signal
 import struct
 from typing import Any
 
 import numpy as np
 
 from pointpillars_trt.errors import UserError
+from pointpillars_trt.helper_processes import become_helper, spawning
 from pointpillars_trt.io.points import PointReader, ScanStats
 
 _HEAD = struct.Struct("<iqq")  # status, then (rows, nonfinite) for points or (message bytes, 0) for a refusal
@@ -37,9 +36,7 @@ class ProcessReader:
         ctx = multiprocessing.get_context("spawn")  # no fork of a process that holds CUDA state or threads
         self._idle: queue.SimpleQueue = queue.SimpleQueue()
         self._procs = []
-        main = _in_main_thread()
-        old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # inherited while they start
-        try:
+        with spawning():
             for _ in range(max(1, processes)):
                 req_r, req_w = ctx.Pipe(duplex=False)
                 res_r, res_w = ctx.Pipe(duplex=False)
@@ -50,9 +47,6 @@ class ProcessReader:
                 _grow_pipe(res_r.fileno())
                 self._procs.append((p, req_w, res_r))
                 self._idle.put((req_w, res_r))
-        finally:
-            if main:
-                signal.signal(signal.SIGINT, old)
 
     def __call__(self, path: Any) -> tuple[np.ndarray, ScanStats]:
         ends = self._idle.get()
@@ -93,13 +87,7 @@ def _ask(req_w: Any, res_r: Any, path: Any) -> tuple[np.ndarray, ScanStats]:
 
 def _serve(req: Any, res: Any, reader: PointReader) -> None:
     """A reader process: paths in, points (or the refusal's message) out, until the request pipe closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the run
-    except (OSError, AttributeError):
-        pass
+    become_helper()
     rfd, wfd = req.fileno(), res.fileno()
     while True:
         try:
@@ -149,9 +137,3 @@ def _grow_pipe(fd: int) -> None:
         fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_BYTES)
     except (OSError, ImportError):
         pass  # the default 64 KiB works too, with more turns between the two ends
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import pickle
-import signal
-import threading
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Sequence
 
 import numpy as np
 
 from pointpillars_trt.errors import UserError
+from pointpillars_trt.helper_processes import become_helper, spawning
 from pointpillars_trt.io.detections import Detections
 from pointpillars_trt.io.result_files import ResultFolder, ScanJob
 
@@ -54,14 +53,9 @@ class ResultWriters:
         n = max(1, min(MAX_WRITE_PROCESSES, (os.cpu_count() or 2) // 3))
         self._pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"), initializer=_start,
                                          initargs=(str(folder.out), folder.settings, tuple(class_names), meta))
-        main = threading.current_thread() is threading.main_thread()
-        old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # inherited: a Ctrl-C while they start
-        try:
-            for _ in range(n):  # each starts its process now (they are spawned on demand, one a busy submit)
+        with spawning():  # each starts its process now (they are spawned on demand, one a busy submit)
+            for _ in range(n):
                 self._pool.submit(os.getpid)
-        finally:
-            if main:
-                signal.signal(signal.SIGINT, old)
 
     def submit(self, items: Sequence[tuple[ScanJob, Detections]]) -> Future:
         """Write these scans' files (in order) on a writer."""
@@ -100,13 +94,7 @@ _STATE: tuple[ResultFolder, tuple[str, ...], dict[str, Any]] | None = None
 def _start(out: str, settings: dict, class_names: tuple[str, ...], meta: dict[str, Any]) -> None:
     """A writer process's set-up: no KeyboardInterrupt, death with the run (Linux), the run's folder and meta."""
     global _STATE
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    become_helper()
     _STATE = (ResultFolder(out, settings), class_names, meta)
 
 

@@ -69,15 +69,6 @@ def run_jobs(detector: Detector, jobs: Sequence[ScanJob], folder: ResultFolder |
     meta = {"model": detector.description, "untrained": detector.untrained}
     shown = Progress(len(jobs), progress)
 
-    reading: list[Callable[[Any], Any]] = [read or read_default]  # reader processes replace it for the run
-
-    def read_one(src: Any) -> Any:
-        got = reading[0](src)
-        if isinstance(got, tuple):
-            info.setdefault(id(src), deque()).append(got[1])
-            return got[0]
-        return got
-
     def finish(block: bool) -> None:
         while pending and (block or len(pending) > limit or pending[0][1] is None or pending[0][1].done()):
             dones, fut = pending.popleft()
@@ -110,8 +101,8 @@ def run_jobs(detector: Detector, jobs: Sequence[ScanJob], folder: ResultFolder |
     with stop_on_interrupt() as stop, \
             (ResultWriters(folder, detector.cfg.class_names, meta, kind) if folder else nullcontext()) as writer, \
             (_reader_processes(read) if rkind == "processes" else nullcontext()) as procs:
-        if procs is not None:
-            reading[0] = procs
+        read_one = _keeping_info(procs or read or read_default, info)
+
         def feed() -> Iterator[Any]:
             for job in jobs:
                 if stop.is_set():
@@ -177,6 +168,18 @@ def _failed(summary: FolderSummary, job: ScanJob, e: Exception, fail_fast: bool)
         raise (UserError(why) if isinstance(e, UserError) else e) from None
     summary.failed.append((job.source, why))
     log.warn(f"failed, skipped: {why}")
+
+
+def _keeping_info(read: Callable[[Any], Any], info: dict[int, deque]) -> Callable[[Any], Any]:
+    """read, handing the detector the points only: what it returns beside them (points, info) goes to info[id(src)]."""
+    def read_one(src: Any) -> Any:
+        got = read(src)
+        if isinstance(got, tuple):
+            info.setdefault(id(src), deque()).append(got[1])
+            return got[0]
+        return got
+
+    return read_one
 
 
 def reader_kind(readers: str, jobs: Sequence[ScanJob], read: Callable[[Any], Any] | None) -> str:
