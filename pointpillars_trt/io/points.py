@@ -7,7 +7,7 @@ counted. The format comes from the file name and is checked against the content,
 xyz-only data takes one path in every format: a scan without intensity (a 3-column .bin/.npy/.npz, --columns X,Y,Z,
 a PCD/PLY without an intensity field) is refused unless the caller gives `intensity`, one value for every point
 (--intensity V). Why not 0 with a warning: the model was trained with intensity, and any constant
-changes what it finds (the default model on the sample scan: 14 detections with its intensities, 20 with 0, 12
+changes what it finds (the default model on the sample scan: 15 detections with its intensities, 20 with 0, 12
 with 0.3), so the choice is the user's, made once and visibly.
 
 Why .pcd is read here and .ply through Open3D: an uncompressed PCD (DATA ascii or binary, what PCL and
