@@ -14,6 +14,7 @@
 #   train        train the default model (schedule of data/models/MODEL_CARD.md), resumable: RESUME=CKPT
 #   finetune     fine-tunes of the default model for real-frame Car AP (FT_VARIANTS), each evaluated on real and
 #                held-apart generated frames; their FP16 checkpoints come back
+#   crossval     a fine-tune recipe scored by 3-fold cross-validation on the real frames, then trained on all 11
 #   eval         FP16 against FP32 AP of the default model on 300 held-apart frames, and their agreement
 #   trt-lean     TensorRT's lean runtime (its two wheels in $WHL): runtime creation, refusals (runner tests)
 #   folder       `infer DIR --out` over 7481 scans end to end against the GPU alone, resumes, cold disk, host ceiling
@@ -116,12 +117,14 @@ part_eval() {  # --no-compile: a new machine's Inductor tuning would not fit the
     echo "python bench/tools.py agree /tmp/evals/fp16 /tmp/evals/fp32"
     python3 bench/tools.py agree /tmp/evals/fp16 /tmp/evals/fp32; } 2>&1 | record eval
 }
-FT_VARIANTS_ALL="plain top top-real"
+FT_VARIANTS_ALL="plain top top-real top-all top-all-r40"
 ft_options() {  # ft_options VARIANT: its train options beside the recipe's (data/models/MODEL_CARD.md)
   case $1 in
     plain) echo "";;  # the recipe's data: what fine-tuning alone does
     top) echo "--synthetic-car-top 0.04";;  # generated cars' label boxes 4 cm taller (training/labels.py)
     top-real) echo "--synthetic-car-top 0.04 --real-paste-share 0.5";;  # and half the pasted objects real
+    top-all) echo "--synthetic-car-top 0.04";;  # top's data; crossval gives it its folds' real frames
+    top-all-r40) echo "--synthetic-car-top 0.04 --real-fraction 0.4";;  # and twice the share of real items
     *) return 1;;
   esac
 }
@@ -132,6 +135,19 @@ real_ap() {  # real_ap NAME CKPT: Car/Pedestrian/Cyclist AP R40 (strict) on the 
     --checkpoint "$2" --device cpu --precision fp32 --out "/tmp/ft/real_$1" 2>&1 | grep -v "$QUIET" \
     | grep -A4 "AP_R40@0.70, 0.70, 0.70:\|AP_R40@0.50, 0.50, 0.50:\|trained this model" | grep -v "^--\|bbox\|aos"
 }
+ft_train() {  # ft_train NAME SPLIT VAL LOG OPTS...: the default model fine-tuned (the model card's recipe) into
+  # /tmp/ft/NAME.pth on the real frames of SPLIT, validated on VAL held-apart generated frames, losses into LOG
+  local name=$1 split=$2 val=$3 log=$4; shift 4
+  echo "== $name: python3 -m pointpillars_trt train --init $FT_BASE --lr ${FT_LR:-0.001} --frames ${FT_FRAMES:-2400} --epochs ${FT_EPOCHS:-4} --real-split $split $* (recipe's other options)"
+  timeout "$(upto "$FT_END" 300)" python3 -m pointpillars_trt train --out "/tmp/ft/$name.pth" --init "$FT_BASE" \
+    --lr "${FT_LR:-0.001}" --frames "${FT_FRAMES:-2400}" --epochs "${FT_EPOCHS:-4}" --batch-size 8 --seed 0 \
+    --workers "${FT_WORKERS:-15}" --device "${FT_DEVICE:-cuda}" --save-every 500 --time-limit "${FT_TIME:-170}" \
+    --cache-dir /tmp/frames_cache --log "$log" --val-frames "$val" \
+    --real ../shared/kitti --real-split "$split" --real-fraction 0.2 --db-frames 400 \
+    "$@" 2>&1 | grep -v "$QUIET" | tee "/tmp/ft/$name.log"
+  [ -f "/tmp/ft/$name.pth" ] || { echo "$name: no checkpoint"; return 1; }
+}
+FT_BASE=data/models/pointpillars_synthetic.pth
 part_finetune() {  # fine-tunes of the default model for real-frame Car AP, ends within FT_SECONDS (default 540).
   # FT_VARIANTS (default "top top-real"; of: $FT_VARIANTS_ALL, see ft_options), each from the default model's
   # weights (--init) with a one-cycle max LR of FT_LR (0.001) over FT_EPOCHS x FT_FRAMES / 8 iterations (4 x 2400 / 8
@@ -140,23 +156,45 @@ part_finetune() {  # fine-tunes of the default model for real-frame Car AP, ends
   # eval split (the default model's first). Carry: the numpy and shapely wheels, .devshared. Back (8 files at most):
   # the record, each variant's losses (ft-<v>.jsonl: a record name, which `bench/tools.py keep` takes) and its
   # checkpoint in the default model's FP16 storage (ft_<v>.pth).
-  local end=$(( SECONDS + ${FT_SECONDS:-540} )) base=data/models/pointpillars_synthetic.pth v opts
+  FT_END=$(( SECONDS + ${FT_SECONDS:-540} )); local v opts
   rm -rf /tmp/ft; mkdir -p /tmp/ft
-  { real_ap default $base
+  { real_ap default $FT_BASE
     for v in ${FT_VARIANTS:-top top-real}; do
       opts=$(ft_options "$v") || { echo "no variant '$v' (of: $FT_VARIANTS_ALL)"; continue; }
-      echo "== $v: python3 -m pointpillars_trt train --init $base --lr ${FT_LR:-0.001} --frames ${FT_FRAMES:-2400} --epochs ${FT_EPOCHS:-4} $opts (recipe's other options)"
-      timeout "$(upto $end 300)" python3 -m pointpillars_trt train --out "/tmp/ft/$v.pth" --init $base \
-        --lr "${FT_LR:-0.001}" --frames "${FT_FRAMES:-2400}" --epochs "${FT_EPOCHS:-4}" --batch-size 8 --seed 0 \
-        --workers "${FT_WORKERS:-15}" --device "${FT_DEVICE:-cuda}" --save-every 500 --time-limit "${FT_TIME:-170}" \
-        --cache-dir /tmp/frames_cache --log "$OUT/$(date -u +%F)_${TAG}_ft-$v.jsonl" --val-frames "${FT_VAL:-300}" \
-        --real ../shared/kitti --real-split data/splits/kitti_train.txt --real-fraction 0.2 --db-frames 400 \
-        $opts 2>&1 | grep -v "$QUIET" | tee "/tmp/ft/$v.log"
-      [ -f "/tmp/ft/$v.pth" ] || { echo "$v: no checkpoint"; continue; }
+      ft_train "$v" data/splits/kitti_train.txt "${FT_VAL:-300}" "$OUT/$(date -u +%F)_${TAG}_ft-$v.jsonl" $opts || continue
       python3 bench/tools.py weights fp16 "/tmp/ft/$v.pth" "$OUT/ft_$v.pth"
       real_ap "$v" "$OUT/ft_$v.pth"
     done
     ft_summary default ${FT_VARIANTS:-top top-real}; } 2>&1 | record finetune
+}
+part_crossval() {  # a fine-tune recipe scored on real frames by 3-fold cross-validation, then trained on all 11 real
+  # frames; ends within FT_SECONDS (default 560). CV_VARIANT (default top-all; see ft_options): fold k fine-tunes the
+  # default model on data/splits/kitti_cv<k>_train.txt (the two training frames and six of the nine eval frames) and
+  # writes KITTI results for kitti_cv<k>_eval.txt (the other three); the 9 frames' results, each from a model that
+  # never trained on its frame, are evaluated together. Then (CV_FINAL, default 1) the same fine-tune on
+  # kitti_all.txt, with its validation on FT_VAL (300) generated frames. Carry: the numpy and shapely wheels,
+  # .devshared/kitti. Back: the record, the pooled result files (cv-<v>-results.tar), the final model's losses
+  # (ft-<v>.jsonl) and its FP16 checkpoint (ft_<v>.pth).
+  FT_END=$(( SECONDS + ${FT_SECONDS:-560} )); local v=${CV_VARIANT:-top-all} opts k pool=/tmp/ft/pooled
+  opts=$(ft_options "$v") || { echo "no variant '$v' (of: $FT_VARIANTS_ALL)"; return 1; }
+  rm -rf /tmp/ft; mkdir -p $pool
+  { for k in 0 1 2; do
+      ft_train "$v-cv$k" "data/splits/kitti_cv${k}_train.txt" 0 "/tmp/ft/$v-cv$k.jsonl" $opts || continue
+      echo "== fold $k: python -m pointpillars_trt eval --data ../shared/kitti --split data/splits/kitti_cv${k}_eval.txt --checkpoint /tmp/ft/$v-cv$k.pth --device cpu"
+      timeout 120 python3 -m pointpillars_trt eval --data ../shared/kitti --split "data/splits/kitti_cv${k}_eval.txt" \
+        --checkpoint "/tmp/ft/$v-cv$k.pth" --device cpu --precision fp32 --out "/tmp/ft/eval_cv$k" 2>&1 \
+        | grep -v "$QUIET" | grep -A3 "Car AP_R40@0.70, 0.70, 0.70:\|trained this model" | grep -v "^--\|bbox\|aos"
+      cp /tmp/ft/eval_cv$k/results/*.txt $pool/
+    done
+    echo "== $v, 3 folds pooled: python -m pointpillars_trt eval --results POOLED --labels ../shared/kitti/training/label_2 --ids data/splits/kitti_eval.txt"
+    python3 -m pointpillars_trt eval --results $pool --labels ../shared/kitti/training/label_2 \
+      --ids data/splits/kitti_eval.txt --out /tmp/ft/eval_pooled 2>&1 \
+      | grep -A4 "AP_R40@0.70, 0.70, 0.70:\|AP_R40@0.50, 0.50, 0.50:" | grep -v "^--\|bbox\|aos"
+    tar -cf "$OUT/cv-$v-results.tar" -C $pool .
+    if [ "${CV_FINAL:-1}" = 1 ] && ft_train "$v" data/splits/kitti_all.txt "${FT_VAL:-300}" \
+        "$OUT/$(date -u +%F)_${TAG}_ft-$v.jsonl" $opts; then
+      python3 bench/tools.py weights fp16 "/tmp/ft/$v.pth" "$OUT/ft_$v.pth"
+    fi; } 2>&1 | record crossval
 }
 ft_summary() {  # ft_summary NAME...: one line each: real-frame Car AP R40 moderate and the generated validation's
   echo "== summary: real = Car AP R40 moderate BEV / 3D on data/splits/kitti_eval.txt (at most 17.50: 8 cars);"
@@ -263,7 +301,7 @@ for a, b in ((f"{o}/single", f"{o}/ray"), (f"{o}/single", f"{o}/single2")):
     print(f"{a} vs {b}: {len(names)} and {len(os.listdir(b))} files, {same} byte-identical")' $o; } 2>&1 | record ray
 }
 
-PARTS="tests single-scan throughput startup soak train finetune eval trt-lean folder ray"
+PARTS="tests single-scan throughput startup soak train finetune crossval eval trt-lean folder ray"
 echo "$GPU; commit $COMMIT; parts: ${PART:?PART=<one or more of: $PARTS>}"
 for part in $PART; do
   fn="part_${part//-/_}"
