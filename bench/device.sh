@@ -117,12 +117,13 @@ part_eval() {  # --no-compile: a new machine's Inductor tuning would not fit the
     echo "python bench/tools.py agree /tmp/evals/fp16 /tmp/evals/fp32"
     python3 bench/tools.py agree /tmp/evals/fp16 /tmp/evals/fp32; } 2>&1 | record eval
 }
-FT_VARIANTS_ALL="plain top top-real top-all top-all-r40"
+FT_VARIANTS_ALL="plain top top-real plain-all top-all top-all-r40"
 ft_options() {  # ft_options VARIANT: its train options beside the recipe's (data/models/MODEL_CARD.md)
   case $1 in
     plain) echo "";;  # the recipe's data: what fine-tuning alone does
     top) echo "--synthetic-car-top 0.04";;  # generated cars' label boxes 4 cm taller (training/labels.py)
     top-real) echo "--synthetic-car-top 0.04 --real-paste-share 0.5";;  # and half the pasted objects real
+    plain-all) echo "";;  # the recipe's data: with crossval, what the real frames do without taller boxes
     top-all) echo "--synthetic-car-top 0.04";;  # top's data; crossval gives it its folds' real frames
     top-all-r40) echo "--synthetic-car-top 0.04 --real-fraction 0.4";;  # and twice the share of real items
     *) return 1;;
@@ -147,7 +148,7 @@ ft_train() {  # ft_train NAME SPLIT VAL LOG OPTS...: the default model fine-tune
     "$@" 2>&1 | grep -v "$QUIET" | tee "/tmp/ft/$name.log"
   [ -f "/tmp/ft/$name.pth" ] || { echo "$name: no checkpoint"; return 1; }
 }
-FT_BASE=data/models/pointpillars_synthetic.pth
+FT_BASE=${FT_BASE:-data/models/pointpillars_synthetic.pth}  # the model fine-tuned (crossval of the shipped model: its own base)
 part_finetune() {  # fine-tunes of the default model for real-frame Car AP, ends within FT_SECONDS (default 540).
   # FT_VARIANTS (default "top top-real"; of: $FT_VARIANTS_ALL, see ft_options), each from the default model's
   # weights (--init) with a one-cycle max LR of FT_LR (0.001) over FT_EPOCHS x FT_FRAMES / 8 iterations (4 x 2400 / 8
