@@ -26,27 +26,37 @@ def default_detector():
         yield det
 
 
-def test_the_default_checkpoint_is_the_fine_tuned_model_in_fp16_storage(cfg):
-    """The checkpoint is the `top` variant of bench/results/2026-12-06_h100_finetune.log: the model of
-    2026-12-06_h100_train.log fine-tuned with generated cars' label boxes 4 cm taller; its last iteration, options,
-    real frames and losses (2026-12-06_h100_ft-top.jsonl) are the record's."""
+def test_the_default_checkpoint_is_the_cross_validated_fine_tune_in_fp16_storage(cfg):
+    """The checkpoint is the `top-all` model of bench/results/2026-12-06_h100_crossval.log (call 1): the `top`
+    fine-tune of 2026-12-06_h100_finetune.log (itself the model of 2026-12-06_h100_train.log fine-tuned with taller
+    car boxes) fine-tuned again on all 11 real frames; its iteration, options, real frames and losses
+    (2026-12-06_h100_ft-top-all.jsonl) are the record's, and the record's folds trained on the splits' files."""
     from pointpillars_trt.model.networks import load_checkpoint
 
     assert store.DEFAULT_CHECKPOINT.resolve() == (REPO / "data/models/pointpillars_synthetic.pth").resolve()
     ck = torch.load(store.DEFAULT_CHECKPOINT, map_location="cpu", weights_only=True)
-    log = (REPO / "bench/results/2026-12-06_h100_finetune.log").read_text()
-    top = log.split("\n== top: ")[1].split("\n== ")[0]  # the variant's command and training output
-    last = re.search(r"wrote /tmp/ft/top.pth: iteration (\d+) of \1", top)
+    log = (REPO / "bench/results/2026-12-06_h100_crossval.log").read_text()
+    call1 = log.split("## call 1:")[1].split("## call 2:")[0]
+    final = call1.split("\n== top-all: ")[1]  # the final fine-tune's command and output
+    last = re.search(r"wrote /tmp/ft/top-all.pth: iteration (\d+) of \1", final)
     assert last and ck["it"] == int(last.group(1)) and ck["train_args"]["seed"] != cfg.val_seed
     args = ck["train_args"]
-    assert f"--init {args['init']} " in top and args["init"] == "data/models/pointpillars_synthetic.pth"
-    assert f"--synthetic-car-top {args['synthetic_car_top']:g} " in top and args["synthetic_car_top"] == 0.04
-    assert f"--lr {args['lr']:g} --frames {args['frames']} --epochs {args['epochs']} " in top
-    real = re.search(r"real frames ([\d ]+) \(", top).group(1).split()
-    assert args["real_ids"] == real == Path(REPO / "data/splits/kitti_train.txt").read_text().split()
-    losses = (REPO / "bench/results/2026-12-06_h100_ft-top.jsonl").read_text().splitlines()
-    assert '"what": "ft-top"' in losses[0] and json.loads(losses[-1])["it"] == ck["it"]
-    base = (REPO / "bench/results/2026-12-06_h100_train.log").read_text()  # the model it started from
+    assert f"--init {args['init']} " in final and args["init"] == "data/models/pointpillars_synthetic.pth"
+    assert f"--synthetic-car-top {args['synthetic_car_top']:g}" in final and args["synthetic_car_top"] == 0.04
+    assert f"--lr {args['lr']:g} --frames {args['frames']} --epochs {args['epochs']} " in final
+    assert "--real-split data/splits/kitti_all.txt " in final
+    real = re.search(r"real frames ([\d ]+) \(", final).group(1).split()
+    assert args["real_ids"] == real == Path(REPO / "data/splits/kitti_all.txt").read_text().split()
+    for k in range(3):  # each fold trained on its split file's frames and scored the others
+        fold = call1.split(f"\n== top-all-cv{k}: ")[1].split("\n== top-all")[0]
+        ids = Path(REPO / f"data/splits/kitti_cv{k}_train.txt").read_text().split()
+        assert re.search(r"real frames ([\d ]+) \(", fold).group(1).split() == ids
+        assert f"--split data/splits/kitti_cv{k}_eval.txt" in fold
+    losses = (REPO / "bench/results/2026-12-06_h100_ft-top-all.jsonl").read_text().splitlines()
+    assert '"what": "ft-top-all"' in losses[0] and json.loads(losses[-1])["it"] == ck["it"]
+    top = (REPO / "bench/results/2026-12-06_h100_finetune.log").read_text()  # the model it started from
+    assert re.search(r"wrote /tmp/ft/top.pth: iteration (\d+) of \1", top) and "real frames 000008 000134" in top
+    base = (REPO / "bench/results/2026-12-06_h100_train.log").read_text()  # and the one that started from
     assert re.search(r"wrote \S+: iteration (\d+) of \1", base) and "real frames 000008 000134" in base
     floats = [v for v in ck["model_state"].values() if v.is_floating_point()]
     assert floats and all(v.dtype == torch.float16 for v in floats)
@@ -59,7 +69,7 @@ def test_the_default_checkpoint_is_the_fine_tuned_model_in_fp16_storage(cfg):
 def test_default_model_detects_the_validation_frames(default_detector, cfg):
     """50 held-apart validation frames (make-sample --seed cfg.val_seed): 3D AP R40 at moderate above the model's
     targets (Car >= 85, Pedestrian and Cyclist >= 60; on 300 such frames the fine-tune's record,
-    bench/results/2026-12-06_h100_finetune.log, has 99.7 / 89.5 / 99.6) with the KITTI evaluator, OpenPCDet protocol. Fewer frames do
+    bench/results/2026-12-06_h100_crossval.log, has 99.6 / 90.4 / 99.6) with the KITTI evaluator, OpenPCDet protocol. Fewer frames do
     not do: with a handful of moderate cyclists KITTI's AP is a coarse step function (the same detections score
     Cyclist 27.5 on 12 frames, 94.9 on 50, 99.8 on 300)."""
     from pointpillars_trt.evaluation import evaluate

@@ -47,7 +47,19 @@ def mix(tmp_path_factory):
 
 def test_splits_are_disjoint_and_cover_the_real_frames():
     assert not set(TRAIN) & set(EVAL)
-    assert sorted(TRAIN + EVAL) == sorted(p.stem for p in (KITTI / "training/velodyne").glob("*.bin"))
+    frames = sorted(p.stem for p in (KITTI / "training/velodyne").glob("*.bin"))
+    assert sorted(TRAIN + EVAL) == frames == (REPO / "data/splits/kitti_all.txt").read_text().split()
+
+
+def test_cross_validation_folds_score_each_eval_frame_once_with_a_model_that_never_trained_on_it():
+    held = []
+    for k in range(3):
+        train = (REPO / f"data/splits/kitti_cv{k}_train.txt").read_text().split()
+        score = (REPO / f"data/splits/kitti_cv{k}_eval.txt").read_text().split()
+        assert not set(train) & set(score) and set(TRAIN) <= set(train)  # the two training frames train every fold
+        assert sorted(train + score) == sorted(TRAIN + EVAL)
+        held += score
+    assert sorted(held) == sorted(EVAL)
 
 
 def test_database_holds_usable_objects_of_the_training_split_only(mix):
