@@ -14,6 +14,7 @@
 #   train        train the default model (schedule of data/models/MODEL_CARD.md), resumable: RESUME=CKPT
 #   finetune     fine-tunes of the default model for real-frame Car AP (FT_VARIANTS), each evaluated on real and
 #                held-apart generated frames; their FP16 checkpoints come back
+#   model        the default model from nothing in its three steps (train, two fine-tunes); run again to resume
 #   crossval     a fine-tune recipe scored by 3-fold cross-validation on the real frames, then trained on all 11
 #   eval         FP16 against FP32 AP of the default model on 300 held-apart frames, and their agreement
 #   trt-lean     TensorRT's lean runtime (its two wheels in $WHL): runtime creation, refusals (runner tests)
@@ -107,6 +108,39 @@ part_train() {  # the default model's recipe (data/models/MODEL_CARD.md), resuma
   # shards, joined here with `python bench/tools.py weights join model.pth weights_0.pth weights_1.pth`
   python3 bench/tools.py weights split "$ckpt" "$OUT" 2
 }
+part_model() {  # the default model from nothing as one command that resumes (data/models/MODEL_CARD.md, Reproduce):
+  # step 1 trains (part train's schedule), step 2 fine-tunes it with taller car boxes (`top`), step 3 fine-tunes that
+  # on all 11 real frames (`top-all`), each from the FP16 file of the step before, as the shipped model was made. Run
+  # it again until $OUT holds pointpillars_synthetic.pth: on the same warm machine a cut training resumes (/tmp/model);
+  # on a new one, carry MODEL_DIR (default .model) with the step files the last call returned (step1.pth, step2.pth)
+  # and the finished steps are skipped. FRAMES, EPOCHS, VAL, FT_FRAMES, FT_EPOCHS, FT_VAL shrink it for a quick check.
+  local d=/tmp/model ck=/tmp/model/train.pth resume=; mkdir -p $d /tmp/ft
+  [ -d "${MODEL_DIR:-.model}" ] && cp -n "${MODEL_DIR:-.model}"/step[12].pth $d/ 2>/dev/null
+  [ -f $ck ] && resume="--resume $ck"
+  FT_END=$(( SECONDS + ${MODEL_SECONDS:-570} ))  # the fine-tunes' end too: one cut by it is redone next time
+  { if [ -f $d/step1.pth ]; then echo "== step 1: done ($d/step1.pth)"; else
+      echo "== step 1: python3 -m pointpillars_trt train --out $ck --frames ${FRAMES:-5000} --epochs ${EPOCHS:-10} --batch-size 8 --seed 0 --real ../shared/kitti --real-split data/splits/kitti_train.txt $resume (recipe's other options)"
+      timeout "$(upto "$FT_END" 540)" python3 -m pointpillars_trt train --out $ck --frames "${FRAMES:-5000}" \
+        --epochs "${EPOCHS:-10}" --batch-size 8 --seed 0 --workers 15 --device "${FT_DEVICE:-cuda}" --save-every 500 \
+        --time-limit "${TIME_LIMIT:-440}" --cache-dir /tmp/frames_cache --log "$OUT/$(date -u +%F)_${TAG}_train.jsonl" \
+        --val-frames "${VAL:-300}" --real ../shared/kitti --real-split data/splits/kitti_train.txt --real-fraction 0.2 \
+        --db-frames 400 $resume 2>&1 | grep -v "$QUIET" | tee $d/step1.log
+      if grep -q "^wrote $ck: iteration \([0-9]*\) of \1," $d/step1.log; then
+        python3 bench/tools.py weights fp16 $ck $d/step1.pth && cp $d/step1.pth "$OUT/"
+      else echo "== step 1 stopped before its last iteration: run the part again on this machine to resume it"; fi
+    fi
+    if [ -f $d/step1.pth ] && [ ! -f $d/step2.pth ]; then
+      FT_BASE=$d/step1.pth ft_train top data/splits/kitti_train.txt "${FT_VAL:-300}" \
+        "$OUT/$(date -u +%F)_${TAG}_ft-top.jsonl" --synthetic-car-top 0.04 \
+        && python3 bench/tools.py weights fp16 /tmp/ft/top.pth $d/step2.pth && cp $d/step2.pth "$OUT/"
+    elif [ -f $d/step2.pth ]; then echo "== step 2: done ($d/step2.pth)"; fi
+    if [ -f $d/step2.pth ]; then
+      FT_BASE=$d/step2.pth ft_train top-all data/splits/kitti_all.txt "${FT_VAL:-300}" \
+        "$OUT/$(date -u +%F)_${TAG}_ft-top-all.jsonl" --synthetic-car-top 0.04 \
+        && python3 bench/tools.py weights fp16 /tmp/ft/top-all.pth "$OUT/pointpillars_synthetic.pth" \
+        && echo "== the default model: $OUT/pointpillars_synthetic.pth (into data/models/ to use it)"
+    fi; } 2>&1 | record model
+}
 part_eval() {  # --no-compile: a new machine's Inductor tuning would not fit the call beside two evaluations
   { python3 -m pointpillars_trt make-sample --out /tmp/val --frames 300 --seed 1000003 | tail -1
     for p in fp16 fp32; do
@@ -146,7 +180,8 @@ ft_train() {  # ft_train NAME SPLIT VAL LOG OPTS...: the default model fine-tune
     --cache-dir /tmp/frames_cache --log "$log" --val-frames "$val" \
     --real ../shared/kitti --real-split "$split" --real-fraction 0.2 --db-frames 400 \
     "$@" 2>&1 | grep -v "$QUIET" | tee "/tmp/ft/$name.log"
-  [ -f "/tmp/ft/$name.pth" ] || { echo "$name: no checkpoint"; return 1; }
+  grep -q "^wrote /tmp/ft/$name.pth: iteration \([0-9]*\) of \1," "/tmp/ft/$name.log" \
+    || { echo "$name: no finished checkpoint (cut by the part's time)"; return 1; }
 }
 FT_BASE=${FT_BASE:-data/models/pointpillars_synthetic.pth}  # the model fine-tuned (crossval of the shipped model: its own base)
 part_finetune() {  # fine-tunes of the default model for real-frame Car AP, ends within FT_SECONDS (default 540).
@@ -302,7 +337,7 @@ for a, b in ((f"{o}/single", f"{o}/ray"), (f"{o}/single", f"{o}/single2")):
     print(f"{a} vs {b}: {len(names)} and {len(os.listdir(b))} files, {same} byte-identical")' $o; } 2>&1 | record ray
 }
 
-PARTS="tests single-scan throughput startup soak train finetune crossval eval trt-lean folder ray"
+PARTS="tests single-scan throughput startup soak train model finetune crossval eval trt-lean folder ray"
 echo "$GPU; commit $COMMIT; parts: ${PART:?PART=<one or more of: $PARTS>}"
 for part in $PART; do
   fn="part_${part//-/_}"
