@@ -24,9 +24,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         epilog="iterations = epochs * (frames // batch-size). Examples:\n"
                "  python -m pointpillars_trt train --out ckpt.pth --frames 4000 --epochs 8 --batch-size 8\n"
                "  python -m pointpillars_trt train --out ckpt.pth --resume ckpt.pth --frames 4000 --epochs 8 --batch-size 8\n"
-               "Fine-tune the default model with real frames and KITTI-style car boxes:\n"
+               "Fine-tune the default model on your own labelled frames (a KITTI-layout root and the ids that may "
+               "train; keep others apart to evaluate), with KITTI-style car boxes, as its last step was made:\n"
                "  python -m pointpillars_trt train --out ft.pth --init data/models/pointpillars_synthetic.pth --lr 0.001 "
-               "--frames 2400 --epochs 4 --batch-size 8 --real KITTI_ROOT --real-split data/splits/kitti_train.txt "
+               "--frames 2400 --epochs 4 --batch-size 8 --real KITTI_ROOT --real-split train_ids.txt "
                "--synthetic-car-top 0.04\n"
                "The validation frames (--val-frames) are `make-sample --seed VAL_SEED` (VAL_SEED from the config, "
                "never a training seed), so `eval --data` reproduces the printed AP.")
