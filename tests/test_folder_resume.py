@@ -54,11 +54,12 @@ def reference(scans, onnx_dir, tmp_path_factory) -> Path:
 
 def _start_and_wait(cmd: list[str], out: Path, results: int) -> subprocess.Popen:
     """Start the command in a session of its own (a terminal's Ctrl-C reaches its whole process group, writer
-    processes included: os.killpg) and wait until `results` JSON files exist in out."""
+    processes included: os.killpg) and wait until `results` scans have both their files in out (a count of JSON
+    files alone raced the writer: killed between a scan's JSON and its txt, 5 JSON files left 4 finished scans)."""
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
                          start_new_session=True)
     deadline = time.monotonic() + 600
-    while not (out.is_dir() and sum(n.endswith(".json") for n in os.listdir(out)) >= results):
+    while not (out.is_dir() and len(_finished(out)) >= results):
         assert p.poll() is None, p.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.05)
