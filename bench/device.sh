@@ -94,15 +94,22 @@ part_startup() {  # the README's first command in new processes: cold (every cac
   timeout 200 python3 -m pointpillars_trt bench $scan --startup 1 --commit "$COMMIT" --out "$OUT/bytecode-cached" 2>&1 \
     | grep -v "$QUIET"
 }
+train_recipe() {  # train_recipe CKPT CAP OPTS...: step 1 of the model card (FRAMES x EPOCHS, default 5000 x 10) into
+  # CKPT, the whole process cut at CAP seconds and the training stopped cleanly at TIME_LIMIT (440)
+  local ck=$1 cap=$2; shift 2
+  timeout "$cap" python3 -m pointpillars_trt train --out "$ck" --frames "${FRAMES:-5000}" --epochs "${EPOCHS:-10}" \
+    --batch-size 8 --seed 0 --workers 15 --device "${FT_DEVICE:-cuda}" --save-every 500 --time-limit "${TIME_LIMIT:-440}" \
+    --cache-dir /tmp/frames_cache --log "$OUT/$(date -u +%F)_${TAG}_train.jsonl" --val-frames "${VAL:-300}" \
+    --real ../shared/kitti --real-split data/splits/kitti_train.txt --real-fraction 0.2 --db-frames 400 "$@" 2>&1
+}
+finished() {  # finished CKPT LOG: LOG says train wrote CKPT at its schedule's last iteration (not cut by a limit)
+  grep -q "^wrote $1: iteration \([0-9]*\) of \1," "$2"
+}
 part_train() {  # the default model's recipe (data/models/MODEL_CARD.md), resumable: RESUME=CKPT on the same machine
   local ckpt=/tmp/train/model.pth; mkdir -p /tmp/train
   [ -n "${RESUME:-}" ] && cp "$RESUME" "$ckpt"
   { echo "python3 -m pointpillars_trt train --out $ckpt --frames 5000 --epochs 10 --batch-size 8 --seed 0 --real ../shared/kitti --real-split data/splits/kitti_train.txt ..."
-    timeout "${TRAIN_TIMEOUT:-540}" python3 -m pointpillars_trt train --out "$ckpt" --frames "${FRAMES:-5000}" --epochs "${EPOCHS:-10}" \
-      --batch-size 8 --seed 0 --workers 15 --device cuda --save-every 500 --time-limit "${TIME_LIMIT:-440}" \
-      --cache-dir /tmp/frames_cache --log "$OUT/$(date -u +%F)_${TAG}_train.jsonl" --val-frames 300 \
-      --real ../shared/kitti --real-split data/splits/kitti_train.txt --real-fraction 0.2 --db-frames 400 \
-      ${RESUME:+--resume "$ckpt"} 2>&1
+    train_recipe "$ckpt" "${TRAIN_TIMEOUT:-540}" ${RESUME:+--resume "$ckpt"}
     cat "$ckpt".val_table.txt 2>/dev/null; } | record train
   # the checkpoint with its optimizer state is over the 16 MiB a returned file may have: its weights come back as
   # shards, joined here with `python bench/tools.py weights join model.pth weights_0.pth weights_1.pth`
@@ -120,12 +127,8 @@ part_model() {  # the default model from nothing as one command that resumes (da
   FT_END=$(( SECONDS + ${MODEL_SECONDS:-570} ))  # the fine-tunes' end too: one cut by it is redone next time
   { if [ -f $d/step1.pth ]; then echo "== step 1: done ($d/step1.pth)"; else
       echo "== step 1: python3 -m pointpillars_trt train --out $ck --frames ${FRAMES:-5000} --epochs ${EPOCHS:-10} --batch-size 8 --seed 0 --real ../shared/kitti --real-split data/splits/kitti_train.txt $resume (recipe's other options)"
-      timeout "$(upto "$FT_END" 540)" python3 -m pointpillars_trt train --out $ck --frames "${FRAMES:-5000}" \
-        --epochs "${EPOCHS:-10}" --batch-size 8 --seed 0 --workers 15 --device "${FT_DEVICE:-cuda}" --save-every 500 \
-        --time-limit "${TIME_LIMIT:-440}" --cache-dir /tmp/frames_cache --log "$OUT/$(date -u +%F)_${TAG}_train.jsonl" \
-        --val-frames "${VAL:-300}" --real ../shared/kitti --real-split data/splits/kitti_train.txt --real-fraction 0.2 \
-        --db-frames 400 $resume 2>&1 | grep -v "$QUIET" | tee $d/step1.log
-      if grep -q "^wrote $ck: iteration \([0-9]*\) of \1," $d/step1.log; then
+      train_recipe $ck "$(upto "$FT_END" 540)" $resume | grep -v "$QUIET" | tee $d/step1.log
+      if finished $ck $d/step1.log; then
         python3 bench/tools.py weights fp16 $ck $d/step1.pth && cp $d/step1.pth "$OUT/"
       else echo "== step 1 stopped before its last iteration: run the part again on this machine to resume it"; fi
     fi
@@ -180,8 +183,7 @@ ft_train() {  # ft_train NAME SPLIT VAL LOG OPTS...: the default model fine-tune
     --cache-dir /tmp/frames_cache --log "$log" --val-frames "$val" \
     --real ../shared/kitti --real-split "$split" --real-fraction 0.2 --db-frames 400 \
     "$@" 2>&1 | grep -v "$QUIET" | tee "/tmp/ft/$name.log"
-  grep -q "^wrote /tmp/ft/$name.pth: iteration \([0-9]*\) of \1," "/tmp/ft/$name.log" \
-    || { echo "$name: no finished checkpoint (cut by the part's time)"; return 1; }
+  finished "/tmp/ft/$name.pth" "/tmp/ft/$name.log" || { echo "$name: no finished checkpoint (cut by the part's time)"; return 1; }
 }
 FT_BASE=${FT_BASE:-data/models/pointpillars_synthetic.pth}  # the model fine-tuned (crossval of the shipped model: its own base)
 part_finetune() {  # fine-tunes of the default model for real-frame Car AP, ends within FT_SECONDS (default 540).
